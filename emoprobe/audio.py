@@ -1,0 +1,80 @@
+"""Read a clip's audio as mono float32 at the rate an encoder wants, or say clearly why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) is digital silence: nothing to embed
+MIN_SECONDS = 0.1  # shorter clips give encoders fewer frames than their receptive field
+
+
+class BadMediaError(ValueError):
+    """The file cannot give usable audio/video; the message says why. The batch records and moves on."""
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
+    """(samples as float32, shape (n, channels); sample rate; channels) from a wav/flac, or an mp4's track."""
+    path = Path(path)
+    if not path.exists():
+        raise BadMediaError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise BadMediaError(f"{path}: empty file (0 bytes)")
+    if path.suffix.lower() == ".mp4":
+        return _read_mp4_audio(path)
+    try:
+        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises LibsndfileError/RuntimeError with terse text
+        raise BadMediaError(f"{path}: unreadable audio ({err})") from err
+    return samples, rate, samples.shape[1]
+
+
+def _read_mp4_audio(path: Path) -> tuple[np.ndarray, int, int]:
+    import av  # imported here: only audio-video clips need it
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise BadMediaError(f"{path}: no audio track")
+            stream = container.streams.audio[0]
+            chunks = [frame.to_ndarray() for frame in container.decode(stream)]
+            rate, channels = stream.rate, stream.channels
+    except av.error.FFmpegError as err:
+        raise BadMediaError(f"{path}: undecodable mp4 audio ({err})") from err
+    if not chunks:
+        raise BadMediaError(f"{path}: audio track has no frames")
+    # Planar float frames are (channels, n); packed ones (1, n*channels).
+    samples = np.concatenate([c.reshape(channels, -1) for c in chunks], axis=1).T
+    return samples.astype(np.float32), rate, channels
+
+
+def load_audio(path: str | Path, rate: int | None = 16000) -> np.ndarray:
+    """Mono float32 at `rate` (None keeps the file's rate). Stereo is averaged to mono."""
+    samples, file_rate, _ = read_audio(path)
+    mono = samples.mean(axis=1)
+    if rate is not None and file_rate != rate:
+        mono = torchaudio.functional.resample(torch.from_numpy(mono), file_rate, rate).numpy()
+    check_audio(mono, rate or file_rate, path)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def check_audio(wave: np.ndarray, rate: int, path) -> None:
+    if len(wave) < MIN_SECONDS * rate:
+        raise BadMediaError(f"{path}: too short ({len(wave) / rate:.3f} s < {MIN_SECONDS} s)")
+    if not np.isfinite(wave).all():
+        raise BadMediaError(f"{path}: audio contains NaN or inf")
+    if np.abs(wave).max() < SILENCE_PEAK:
+        raise BadMediaError(f"{path}: silent (peak {np.abs(wave).max():.1e})")
+
+
+def audio_source(clip_row) -> str | None:
+    """The audio-only file of a clip, else the audio track of its audio-video mp4."""
+    for column in ("path_audio", "path_av"):
+        value = getattr(clip_row, column, None)
+        if isinstance(value, str):
+            return value
+    return None
