@@ -41,14 +41,17 @@ def _read_mp4_audio(path: Path) -> tuple[np.ndarray, int, int]:
             if not container.streams.audio:
                 raise BadMediaError(f"{path}: no audio track")
             stream = container.streams.audio[0]
-            chunks = [frame.to_ndarray() for frame in container.decode(stream)]
+            # Decoders give float or integer samples, planar or interleaved (AAC: float planar;
+            # ALAC: int16 planar; PCM/FLAC: int16 interleaved): convert all to planar float in [-1, 1].
+            to_float = av.AudioResampler(format="fltp")
+            chunks = [f.to_ndarray() for frame in container.decode(stream) for f in to_float.resample(frame)]
+            chunks += [f.to_ndarray() for f in to_float.resample(None)]
             rate, channels = stream.rate, stream.channels
     except av.error.FFmpegError as err:
         raise BadMediaError(f"{path}: undecodable mp4 audio ({err})") from err
     if not chunks:
         raise BadMediaError(f"{path}: audio track has no frames")
-    # Planar float frames are (channels, n); packed ones (1, n*channels).
-    samples = np.concatenate([c.reshape(channels, -1) for c in chunks], axis=1).T
+    samples = np.concatenate(chunks, axis=1).T  # (n, channels)
     return samples.astype(np.float32), rate, channels
 
 

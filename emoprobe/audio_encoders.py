@@ -25,10 +25,12 @@ def pool(frames: np.ndarray, frames_per_second: float, sequences: bool = True) -
     mean, std = frames.mean(axis=-2), frames.std(axis=-2)
     out = {"mean": mean, "meanstd": np.concatenate([mean, std], axis=-1)}
     if sequences:
+        # Window w covers [w, w+1) * SEQUENCE_WINDOW_S seconds for every frame rate: at 50 frames/s a
+        # window holds 12 or 13 frames (12.5 on average), so window index -> time is the same in all models.
         n = frames.shape[-2]
-        step = max(1, round(SEQUENCE_WINDOW_S * frames_per_second))
-        starts = range(0, n, step)
-        out["sequence"] = np.stack([frames[..., s:s + step, :].mean(axis=-2) for s in starts], axis=-2)
+        per_window = max(1.0, SEQUENCE_WINDOW_S * frames_per_second)
+        edges = [math.floor(w * per_window) for w in range(max(1, math.ceil(n / per_window)))] + [n]
+        out["sequence"] = np.stack([frames[..., a:b, :].mean(axis=-2) for a, b in zip(edges, edges[1:])], axis=-2)
     return out
 
 
@@ -132,11 +134,23 @@ def _offline_defaults():
         "facebook/data2vec-audio-base": (tf.Data2VecAudioConfig, {}, *w2v),
         "openai/whisper-tiny": (tf.WhisperConfig, {}, tf.WhisperFeatureExtractor, {}),
         "MIT/ast-finetuned-audioset-10-10-0.4593": (tf.ASTConfig, {}, tf.ASTFeatureExtractor, {}),
+        # video (emoprobe.video_encoders): the processor class defaults (mean/std 0.5) are NOT these
+        # checkpoints' normalisation, so it is given: TimeSformer's own 0.45/0.225, VideoMAE's ImageNet.
+        "facebook/timesformer-base-finetuned-k400": (
+            tf.TimesformerConfig, {}, tf.VideoMAEImageProcessor, {"image_mean": [0.45] * 3, "image_std": [0.225] * 3}),
+        "MCG-NJU/videomae-base-finetuned-kinetics": (
+            tf.VideoMAEConfig, {}, tf.VideoMAEImageProcessor,
+            {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}),
     }
 
 
-def load_transformers_model(model_id: str, random_init: bool = False, config=None, seed: int = 0):
-    """(model, feature_extractor, where the config came from). Hub first; offline defaults second."""
+def load_transformers_model(model_id: str, random_init: bool = False, config=None, seed: int = 0,
+                            processor: str = "AutoFeatureExtractor"):
+    """(model, feature_extractor, where the config came from). Hub first; offline defaults second.
+
+    processor: the transformers Auto class that reads the model's preprocessing (video models:
+    AutoImageProcessor).
+    """
     import transformers as tf
 
     defaults = _offline_defaults().get(model_id)
@@ -153,7 +167,7 @@ def load_transformers_model(model_id: str, random_init: bool = False, config=Non
             config = defaults[0](**defaults[1])
             source = f"{defaults[0].__name__}() defaults (hub unreachable; same architecture as {model_id})"
     try:
-        extractor = tf.AutoFeatureExtractor.from_pretrained(model_id)
+        extractor = getattr(tf, processor).from_pretrained(model_id)
     except OSError:
         if defaults is None:
             raise

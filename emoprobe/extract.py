@@ -57,7 +57,8 @@ def run_extraction(clips: pd.DataFrame, store: EmbeddingStore, load, encode, met
             if good:
                 _encode_and_store(store, encode, good)
             bar.update(len(loaded))
-    meta = {**meta, "versions": package_versions(*meta.pop("packages", [])),
+    meta = {**{k: v for k, v in meta.items() if k != "packages"},  # the caller's dict is left as given
+            "versions": package_versions(*meta.get("packages", [])),
             "date": dt.date.today().isoformat(), "seconds_this_run": round(time.perf_counter() - started, 2)}
     if not store.done_keys():
         print(f"[{store.modality}/{store.model}] nothing could be embedded: see {store.dir}/failures.jsonl")

@@ -44,7 +44,7 @@ def parse_name(filename: str | os.PathLike) -> RavdessName:
     """Parse the seven fields of a RAVDESS file name; raise ValueError saying what is wrong."""
     stem = Path(filename).name.split(".")[0]
     fields = stem.split("-")
-    if len(fields) != 7 or not all(len(f) == 2 and f.isdigit() for f in fields):
+    if len(fields) != 7 or not all(len(f) == 2 and f.isascii() and f.isdigit() for f in fields):
         raise ValueError(f"{Path(filename).name}: expected 7 two-digit fields like 03-01-05-02-01-02-12")
     name = RavdessName(*map(int, fields))
     checks = [
