@@ -24,9 +24,7 @@ def run_extraction(clips: pd.DataFrame, store: EmbeddingStore, load, encode, met
     """
     done = store.done_keys()
     todo = clips[~clips.key.isin(done) & clips[source_column].notna()]
-    missing = clips[clips[source_column].isna()]
-    for row in missing.itertuples():
-        store.record_failure(row.key, None, f"no {source_column} for this clip (modality missing)")
+    missing = clips[clips[source_column].isna()]  # modality absent: counted in meta, not a failure
     if sort_column:
         todo = todo.sort_values(sort_column)
     print(f"[{store.modality}/{store.model}] {len(done)} clip(s) cached, {len(todo)} to embed, "
@@ -58,6 +56,7 @@ def run_extraction(clips: pd.DataFrame, store: EmbeddingStore, load, encode, met
                 _encode_and_store(store, encode, good)
             bar.update(len(loaded))
     meta = {**{k: v for k, v in meta.items() if k != "packages"},  # the caller's dict is left as given
+            "n_clips_without_this_modality": len(missing),
             "versions": package_versions(*meta.get("packages", [])),
             "date": dt.date.today().isoformat(), "seconds_this_run": round(time.perf_counter() - started, 2)}
     if not store.done_keys():
