@@ -65,14 +65,14 @@ def load_feature_set(store: EmbeddingStore, pooling: str | None = None) -> Featu
 
 def discover_feature_sets(root=None, include: list[str] | None = None, extra_poolings: bool = True):
     """Every finalized store (optionally filtered by 'modality/model' substrings): its default pooling,
-    plus its other poolings as separate single-set entries (e.g. mean vs mean+std)."""
+    plus, for non-layered stores, its other poolings as separate single sets (mean vs mean+std)."""
     base, extra = [], []
     for store in available_stores(root):
         label = f"{store.modality}/{store.model}"
         if include and not any(pattern in label for pattern in include):
             continue
         base.append(load_feature_set(store))
-        if extra_poolings:
+        if extra_poolings and not base[-1].layered:  # layered: one probe per layer is enough cost
             for pooling in store.meta()["poolings"]:
                 if pooling not in DEFAULT_POOLING:
                     extra.append(load_feature_set(store, pooling))
@@ -99,9 +99,13 @@ def training_span(X: torch.Tensor, train: np.ndarray) -> torch.Tensor:
     """
     if X.shape[0] != 1 or X.shape[2] <= len(train):
         return X
-    _, s, vt = torch.linalg.svd(X[0, train].double(), full_matrices=False)
-    basis = vt[s > s[0] * 1e-7].T.float()
-    return (X[0] @ basis)[None]
+    # Via the training Gram matrix (rows x rows), much cheaper than an SVD of the wide matrix:
+    # if X_train X_train^T = U diag(e) U^T, the right singular vectors are X_train^T U / sqrt(e).
+    X64 = X[0].double()
+    gram_all = X64 @ X64[train].T  # (clips, train rows)
+    e, U = torch.linalg.eigh(gram_all[train])
+    keep = e > e.max() * 1e-10
+    return (gram_all @ (U[:, keep] / e[keep].sqrt())).float()[None]
 
 
 def fit_softmax(X: torch.Tensor, y: np.ndarray, row_weights: torch.Tensor, C: torch.Tensor,
@@ -241,79 +245,109 @@ def join(sets: list[FeatureSet], clips: pd.DataFrame) -> tuple[pd.DataFrame, lis
     return rows, aligned
 
 
+def _rows(features, layer, probe, fold, seed, n_train, keys, y, pred, extra_cols=None):
+    """One results row and the per-clip predictions behind it (test clips only)."""
+    row = {"features": features, "n_sets": features.count("+") + 1, "layer": layer, "probe": probe,
+           "fold": fold, "seed": seed, "n_train": n_train, "n_test": len(y), **scores(y, pred),
+           **(extra_cols or {})}
+    return row, pd.DataFrame({"features": features, "layer": layer, "probe": probe, "fold": fold,
+                              "seed": seed, "key": keys, "y_true": y, "y_pred": pred})
+
+
+def _single_set_fold(name, layered, X, y, keys, actors, fold, train, test):
+    """Step 1 for one set and fold: a linear probe per layer (+ the inner-CV layer choice)."""
+    torch.set_num_threads(1)
+    out = linear_probe(X, y, actors, train, test)
+    rows = [_rows(name, layer if layered else "all", "linear", fold, 0, len(train), keys[test], y[test], out["pred"][layer],
+                  {"inner_ua": out["inner_ua"][layer], "C": out["C"][layer]}) for layer in range(len(out["pred"]))]
+    best = int(out["inner_ua"].argmax()) if layered else None
+    if layered:  # the headline for a layered encoder: the layer inner CV picked
+        rows.append(_rows(name, "inner-best", "linear", fold, 0, len(train), keys[test], y[test], out["pred"][best],
+                          {"inner_ua": out["inner_ua"][best], "C": out["C"][best], "layers_used": str(best)}))
+    return rows, best
+
+
+def _subset_fold(names, X, y, keys, actors, fold, train, test, label, used, linear, seeds):
+    """Step 2 for one subset and fold: the linear probe on a fusion, and/or the MLP per seed."""
+    torch.set_num_threads(1)
+    rows = []
+    if linear:
+        out = linear_probe(X[None], y, actors, train, test)
+        rows.append(_rows(names, label, "linear", fold, 0, len(train), keys[test], y[test], out["pred"][0],
+                          {"inner_ua": out["inner_ua"][0], "C": out["C"][0], **used}))
+    for seed, pred in zip(seeds, mlp_probe(X, y, actors, train, test, seeds) if seeds else []):
+        rows.append(_rows(names, label, "mlp", fold, seed, len(train), keys[test], y[test], pred, used))
+    return rows
+
+
 def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet] = (),
              scheme: str = "emobox6", seeds=SEEDS, probes=("linear", "mlp"), max_subset: int | None = None,
-             mlp_on_every_subset: bool = False, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+             mlp_on_every_subset: bool = False, n_jobs: int = 1, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train the whole probe grid; return (results: one row per features x layer x probe x fold x
     seed, predictions: one row per test clip of each of those).
 
     1. every single set (and extra pooling): a linear probe per layer; the layer with the best
        inner-CV UA in each fold is remembered;
-    2. every non-empty subset of `base` (up to max_subset sets): the linear probe (fusions only; the
-       singles have theirs from step 1) on the concatenation of each set's chosen layer;
+    2. fusions of `base` sets (every subset of up to max_subset sets, and all sets together): the
+       linear probe on the concatenation of each set's chosen layer;
     3. the MLP on every single base set and on the fusion of all of them (on every subset with
-       mlp_on_every_subset: about 10x the time of the linear probe, so off by default on 2 cores).
+       mlp_on_every_subset: several times the linear probe's cost, so off by default on 2 cores).
+    Folds run in `n_jobs` processes.
     """
+    from joblib import Parallel, delayed
+
     fold_actors = folds_mod.load_folds(scheme)
-    results, predictions = [], []
-    chosen_layer: dict[tuple[str, str], int | None] = {}
+    parallel = Parallel(n_jobs=n_jobs)
 
-    def record(features, layer, probe, fold, seed, rows, test, pred, extra_cols=None):
-        y = rows.emotion.to_numpy()[test]
-        results.append({"features": features, "n_sets": features.count("+") + 1, "layer": layer,
-                        "probe": probe, "fold": fold, "seed": seed, "n_train": len(rows) - len(test),
-                        "n_test": len(test), **scores(y, pred), **(extra_cols or {})})
-        predictions.append(pd.DataFrame({"features": features, "layer": layer, "probe": probe,
-                                         "fold": fold, "seed": seed, "key": rows.key.to_numpy()[test],
-                                         "y_true": y, "y_pred": pred}))
-
-    def folds_for(rows):
+    def folds_for(name, rows):
         actors = rows.actor.to_numpy()
         for fold, test_actors in fold_actors.items():
             train, test = folds_mod.split(actors, test_actors)
             if len(test) == 0 or len(set(actors[train])) < INNER_FOLDS + 1:
-                log(f"  {fold}: skipped, cannot train ({len(set(actors[train]))} training actors, "
+                log(f"  {name} {fold}: skipped, cannot train ({len(set(actors[train]))} training actors, "
                     f"{len(test)} test clips)")
                 continue
             yield fold, train, test, actors
 
+    out_rows, chosen_layer = [], {}
     for fs in [*base, *extra]:
         rows, (X,) = join([fs], clips)
         log(f"[probe] {fs.name}: {len(rows)} clips, {fs.n_layers} layer(s) x {fs.X.shape[-1]} dims")
         X = X.transpose(1, 0, 2) if fs.layered else X[None]
-        y = rows.emotion.to_numpy()
-        for fold, train, test, actors in folds_for(rows):
-            out = linear_probe(X, y, actors, train, test)
-            for layer in range(len(out["pred"])):
-                record(fs.name, layer if fs.layered else "all", "linear", fold, 0, rows, test,
-                       out["pred"][layer], {"inner_ua": out["inner_ua"][layer], "C": out["C"][layer]})
-            if fs.layered:  # the headline for a layered encoder: the layer inner CV picked
-                best = int(out["inner_ua"].argmax())
-                chosen_layer[(fs.name, fold)] = best
-                record(fs.name, "inner-best", "linear", fold, 0, rows, test, out["pred"][best],
-                       {"inner_ua": out["inner_ua"][best], "C": out["C"][best], "layers_used": str(best)})
+        tasks = list(folds_for(fs.name, rows))
+        done = parallel(delayed(_single_set_fold)(fs.name, fs.layered, X, rows.emotion.to_numpy(),
+                                                  rows.key.to_numpy(), actors, fold, train, test)
+                        for fold, train, test, actors in tasks)
+        for (fold, *_), (rows_out, best) in zip(tasks, done):
+            out_rows += rows_out
+            chosen_layer[(fs.name, fold)] = best
 
-    subsets = [s for k in range(1, len(base) + 1) if max_subset is None or k <= max_subset
-               for s in itertools.combinations(base, k)]
-    for subset in subsets:
+    trained = {name for name, _ in chosen_layer}
+    untrainable = [fs.name for fs in base if fs.name not in trained]
+    if untrainable:
+        log(f"[probe] no fold could be trained on {', '.join(untrainable)} (too few actors): left out of fusions")
+    base = [fs for fs in base if fs.name in trained]
+    sizes = sorted({k for k in range(1, len(base) + 1) if max_subset is None or k <= max_subset} | {len(base)})
+    for subset in (s for k in sizes for s in itertools.combinations(base, k)):
         names = "+".join(fs.name for fs in subset)
+        linear = len(subset) > 1 and "linear" in probes
+        mlp_seeds = seeds if "mlp" in probes and (mlp_on_every_subset or len(subset) in (1, len(base))) else ()
+        if not linear and not mlp_seeds:
+            continue
         rows, Xs = join(list(subset), clips)
         if len(subset) > 1:
             log(f"[probe] {names}: {len(rows)} clips in all {len(subset)} sets")
-        y = rows.emotion.to_numpy()
-        for fold, train, test, actors in folds_for(rows):
+        tasks = []
+        for fold, train, test, actors in folds_for(names, rows):
             layers = [chosen_layer.get((fs.name, fold)) for fs in subset]
             X = np.concatenate([x if l is None else x[:, l] for x, l in zip(Xs, layers)], axis=1)
             label = "inner-best" if any(l is not None for l in layers) else "all"
             used = {"layers_used": ",".join("-" if l is None else str(l) for l in layers)}
-            if len(subset) > 1 and "linear" in probes:
-                out = linear_probe(X[None], y, actors, train, test)
-                record(names, label, "linear", fold, 0, rows, test, out["pred"][0],
-                       {"inner_ua": out["inner_ua"][0], "C": out["C"][0], **used})
-            if "mlp" in probes and (mlp_on_every_subset or len(subset) in (1, len(base))):
-                for seed, pred in zip(seeds, mlp_probe(X, y, actors, train, test, seeds)):
-                    record(names, label, "mlp", fold, seed, rows, test, pred, used)
-    return pd.DataFrame(results), pd.concat(predictions, ignore_index=True)
+            tasks.append(delayed(_subset_fold)(names, X, rows.emotion.to_numpy(), rows.key.to_numpy(),
+                                               actors, fold, train, test, label, used, linear, mlp_seeds))
+        for rows_out in parallel(tasks):
+            out_rows += rows_out
+    return pd.DataFrame([r for r, _ in out_rows]), pd.concat([p for _, p in out_rows], ignore_index=True)
 
 
 def summarise(results: pd.DataFrame, metrics=("ua", "wa", "macro_f1")) -> pd.DataFrame:

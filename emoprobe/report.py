@@ -92,3 +92,64 @@ def markdown(df: pd.DataFrame, index: bool = False) -> str:
     body = ["| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row) + " |"
             for row in df.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and failure analysis used by the written findings
+# ---------------------------------------------------------------------------------------------
+def fold_scores(results: pd.DataFrame, features: str, probe: str = "linear", metric: str = "ua") -> pd.Series:
+    """Per-fold score (averaged over seeds) of one feature set's headline rows."""
+    rows = headline_rows(results)
+    rows = rows[(rows.features == features) & (rows.probe == probe)]
+    return rows.groupby("fold")[metric].mean()
+
+
+def paired(results: pd.DataFrame, a: str, b: str, probe: str = "linear") -> dict:
+    """a minus b over the folds both have: mean, std, folds won, and a two-sided Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    sa, sb = fold_scores(results, a, probe), fold_scores(results, b, probe)
+    common = sa.index.intersection(sb.index)
+    diff = (sa[common] - sb[common]).to_numpy()
+    p = wilcoxon(diff).pvalue if len(diff) >= 5 and np.any(diff != 0) else np.nan
+    return {"a": a, "b": b, "mean": diff.mean(), "std": diff.std(ddof=1) if len(diff) > 1 else np.nan,
+            "wins": int((diff > 0).sum()), "n": len(diff), "p": p}
+
+
+def describe_paired(d: dict) -> str:
+    p = "n/a" if np.isnan(d["p"]) else f"{d['p']:.3f}"
+    return (f"{d['a']} minus {d['b']}: {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} UA points over "
+            f"{d['n']} folds ({d['a']} higher in {d['wins']} of {d['n']}; Wilcoxon p = {p})")
+
+
+def load_predictions(features: str, probe: str = "linear", results_dir=None) -> pd.DataFrame:
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", features)
+    return pd.read_csv(Path(results_dir or paths.RESULTS) / "predictions" / f"{slug}__{probe}.csv.gz",
+                       dtype={"layer": str})
+
+
+def headline_predictions(features: str, probe: str = "linear", results_dir=None) -> pd.DataFrame:
+    preds = load_predictions(features, probe, results_dir)
+    return preds[preds.layer.isin(["all", "inner-best"])]
+
+
+def confused_pairs(preds: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """Most frequent (true -> predicted) errors as a share of the true class's clips."""
+    errors = preds[preds.y_true != preds.y_pred]
+    counts = errors.groupby(["y_true", "y_pred"]).size().rename("errors").reset_index()
+    totals = preds.groupby("y_true").size()
+    counts["share_pct"] = (100 * counts.errors / counts.y_true.map(totals)).round(1)
+    counts["true"] = counts.y_true.map(labels.EMOTIONS)
+    counts["predicted"] = counts.y_pred.map(labels.EMOTIONS)
+    return counts.sort_values("share_pct", ascending=False).head(top)[["true", "predicted", "errors", "share_pct"]]
+
+
+def ua_by(preds: pd.DataFrame, clips: pd.DataFrame, column: str) -> pd.Series:
+    """UA (%) of the predictions within each value of a clip attribute (actor, intensity, sex...)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    joined = preds.merge(clips[["key", column]], on="key")
+    return joined.groupby(column).apply(
+        lambda d: 100 * balanced_accuracy_score(d.y_true, d.y_pred), include_groups=False).round(1)

@@ -21,7 +21,8 @@ from emoprobe import paths, probes, ravdess
 
 SCHEME = "emobox6"  # actor-disjoint folds: emobox6 (comparable with EmoBox) or loao
 CHANNEL = "speech"  # the folds and all committed results are on the speech channel
-MAX_SUBSET = None  # largest fusion; None = every non-empty subset of the feature sets
+MAX_SUBSET = 2  # fusions: every pair, plus all sets together; 0 = every non-empty subset (hours on 2 cores)
+JOBS = 2  # folds trained in parallel processes (one torch thread each); set to your core count
 
 
 def main(argv=None):
@@ -36,6 +37,7 @@ def main(argv=None):
                    help="also train the MLP on every fusion (default: single sets and all sets together)")
     p.add_argument("--no-extra-poolings", dest="extra_poolings", action="store_false",
                    help="probe only each store's default pooling")
+    p.add_argument("--jobs", type=int, default=JOBS)
     p.add_argument("--embeddings-dir", default=paths.EMBEDDINGS)
     p.add_argument("--out", default=paths.RESULTS)
     args = p.parse_args(argv)
@@ -47,7 +49,7 @@ def main(argv=None):
     print(f"{len(base)} feature sets: {', '.join(fs.name for fs in base)}; {len(extra)} extra poolings")
     started = time.perf_counter()
     results, predictions = probes.run_grid(clips, base, extra, args.scheme, args.seeds, args.probes,
-                                           args.max_subset, args.mlp_on_every_subset)
+                                           args.max_subset or None, args.mlp_on_every_subset, args.jobs)
     out = Path(args.out)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "probes.csv", index=False, float_format="%.5f")

@@ -112,12 +112,10 @@ def encoders():
             for model_id, config in tiny_configs().items()}
 
 
-@pytest.mark.parametrize("model_id, frames_per_s", [
-    ("facebook/wav2vec2-base", 50), ("facebook/hubert-base-ls960", 50), ("microsoft/wavlm-base-plus", 50),
-    ("facebook/data2vec-audio-base", 50), ("openai/whisper-tiny", 50),
-    ("MIT/ast-finetuned-audioset-10-10-0.4593", 10),  # patches every time_stride=10 fbank frames
-])
-def test_transformers_encoder_shapes(encoders, model_id, frames_per_s):
+@pytest.mark.parametrize("model_id", [
+    "facebook/wav2vec2-base", "facebook/hubert-base-ls960", "microsoft/wavlm-base-plus",
+    "facebook/data2vec-audio-base", "openai/whisper-tiny", "MIT/ast-finetuned-audioset-10-10-0.4593"])
+def test_transformers_encoder_shapes(encoders, model_id):
     encoder = encoders[model_id]
     seconds = [1.0, 1.7]
     outs = encoder.encode([speechlike(s, seed=i) for i, s in enumerate(seconds)])
@@ -125,9 +123,8 @@ def test_transformers_encoder_shapes(encoders, model_id, frames_per_s):
     for s, out in zip(seconds, outs):
         assert out["mean"].shape == (LAYERS + 1, DIM)  # embedding output + each layer
         assert out["meanstd"].shape == (LAYERS + 1, 2 * DIM)
-        n_windows = out["sequence"].shape[1]
-        assert out["sequence"].shape == (LAYERS + 1, n_windows, DIM)
-        assert abs(n_windows - s / ae.SEQUENCE_WINDOW_S) <= 1.5, (s, n_windows)  # only the real audio
+        # one window per started 0.25 s of real audio (Whisper's 30 s of padding is not pooled)
+        assert out["sequence"].shape == (LAYERS + 1, math.ceil(s / ae.SEQUENCE_WINDOW_S), DIM)
         assert all(np.isfinite(a).all() for a in out.values())
     if "ast" in model_id:
         assert outs[0]["cls"].shape == (LAYERS + 1, DIM)
