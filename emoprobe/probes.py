@@ -86,7 +86,7 @@ def discover_feature_sets(root=None, include: list[str] | None = None, extra_poo
 # ---------------------------------------------------------------------------------------------
 def standardise(X: np.ndarray, train: np.ndarray) -> torch.Tensor:
     """z-score with the TRAINING rows' statistics; X is (layers, clips, dim)."""
-    X = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    X = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: stores are read-only memory maps
     mean, std = X[:, train].mean(1, keepdim=True), X[:, train].std(1, keepdim=True)
     return (X - mean) / torch.where(std > 1e-8, std, torch.ones_like(std))
 
