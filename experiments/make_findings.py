@@ -111,8 +111,8 @@ def render_questions(results, clips, results_dir) -> str:
         out += [f"**Answer.** Best audio set {best_audio}: UA {ua(best_audio)}; face {FACE}: UA {ua(FACE)}.",
                 "Face minus audio recall per emotion (points): " +
                 ", ".join(f"{e} {v:+.1f}" for e, v in diff.items()) + ".",
-                f"Audio is ahead most on {diff.index[0]} and {diff.index[1]}; the face on "
-                f"{diff.index[-1]} and {diff.index[-2]}.", ""]
+                "Audio recalls more of: " + (", ".join(diff.index[diff < 0]) or "none") +
+                "; the face recalls more of: " + (", ".join(diff.index[diff > 0][::-1]) or "none") + ".", ""]
     else:
         out += ["**Answer.** Not available: needs both an audio set and the face set in results/.", ""]
 
