@@ -38,11 +38,18 @@ def setup_plots():
     pd.set_option("display.max_colwidth", 80)
 
 
-def savefig(fig, name: str) -> Path:
+def savefig(fig, name: str, dpi: int | None = None) -> None:
+    """analysis/figures/<name>.png (a lower dpi keeps many-point scatter grids small to commit)."""
     FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / f"{name}.png"
-    fig.savefig(path, bbox_inches="tight")
-    return path
+    fig.savefig(FIGURES / f"{name}.png", bbox_inches="tight", dpi=dpi)  # None: rcParams["savefig.dpi"]
+
+
+def locations() -> str:
+    """Where the notebook reads and writes (relative to the repository when inside it)."""
+    def show(path):
+        path = Path(path).resolve()
+        return str(path.relative_to(paths.REPO)) if path.is_relative_to(paths.REPO) else str(path)
+    return f"results: {show(paths.RESULTS)}; embeddings: {show(paths.EMBEDDINGS)}; figures: {show(FIGURES)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +84,7 @@ def store_table(root=None) -> pd.DataFrame:
         keys = (store.dir / "keys.txt").read_text().split()
         shape = next(iter(meta["poolings"].values()))
         rows.append({"store": name, "modality": store.modality, "weights": provenance.loc[name, "weights"],
+                     "random_init": bool(meta.get("random_init")),
                      "layers": shape[1] if len(shape) == 3 else None, "poolings": ", ".join(meta["poolings"]),
                      "sequences": bool(meta.get("has_sequences")),
                      "speech clips": sum(k.startswith("01-") for k in keys),
@@ -500,13 +508,14 @@ def frame_order_similarity(original: str, permuted: str, root=None) -> pd.DataFr
 
 # -- layers -----------------------------------------------------------------------------------
 RANDOM_SUFFIX = "-randinit"  # the extractors name a random-weights control <model>-randinit
+PRETRAINED = "pretrained"  # report.store_provenance's label for a neural encoder with trained weights
 
 
 def twins(stores: pd.DataFrame) -> pd.DataFrame:
     """Every neural encoder and its random-init twin, with which of the two exists."""
     names = set(stores.store)
     original_order = stores["frame order"].isna() | (stores["frame order"] == "original")
-    neural = stores[(stores.weights != "none (hand-crafted)") & original_order].store
+    neural = stores[((stores.weights == PRETRAINED) | stores.random_init) & original_order].store
     rows = {}
     for name in neural:
         pretrained = name.removesuffix(RANDOM_SUFFIX)
@@ -590,3 +599,33 @@ def missing_modality(results: pd.DataFrame, fusion: str, clips: pd.DataFrame, ro
             out.append({"fold": fold, "condition": condition,
                         "ua": ua(y[test], pred[i * len(test):(i + 1) * len(test)])})
     return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------
+def execute_notebooks(names=None, keep_images: bool = False, timeout: int = 1800) -> None:
+    """Run analysis/*.ipynb in place on the current results and stores. Image outputs are dropped by
+    default: the figures are saved to analysis/figures/, and the notebooks stay small to commit."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    for path in sorted((paths.REPO / "analysis").glob("*.ipynb")):
+        if names and not any(n in path.name for n in names):
+            continue
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        if not keep_images:
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = [o for o in cell.outputs if not any(k.startswith("image/") for k in o.get("data", {}))]
+        nbformat.write(nb, path)
+        print(f"executed {path.name}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="python -m emoprobe.analysis [names]: execute the analysis notebooks in place")
+    parser.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
+    parser.add_argument("--keep-images", action="store_true", help="keep inline figures in the saved notebooks")
+    args = parser.parse_args()
+    execute_notebooks(args.names, args.keep_images)
