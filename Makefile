@@ -44,8 +44,9 @@ face:
 probes:
 	$(PY) experiments/train_probes.py
 
-findings:
+findings:  ## findings.md and research_questions.md from results/, then the notebooks in place
 	$(PY) experiments/make_findings.py
+	$(PY) -m emoprobe.analysis
 
 all: audio controls video face probes findings  ## the whole pipeline with the hub models (needs internet)
 
