@@ -19,7 +19,7 @@ import torch
 
 from emoprobe import audio, paths, ravdess
 from emoprobe.audio_encoders import RATE, make_encoder
-from emoprobe.extract import run_extraction
+from emoprobe.extract import add_shard_argument, run_extraction
 from emoprobe.store import EmbeddingStore
 
 ENCODERS = ["wav2vec2"]  # the card's default audio model
@@ -40,6 +40,7 @@ def main(argv=None):
                    help="do not keep per-window sequences (saves disk)")
     p.add_argument("--limit", type=int, help="only the first N clips (a quick try)")
     p.add_argument("--embeddings-dir", default=paths.EMBEDDINGS)
+    add_shard_argument(p)
     args = p.parse_args(argv)
 
     root = paths.data_root(args.data_root)
@@ -54,7 +55,7 @@ def main(argv=None):
         meta = {**encoder.meta(), "data_root": str(root), "channel": args.channel,
                 "packages": ["transformers", "torchaudio", "opensmile", "ctranslate2", "soundfile"]}
         run_extraction(clips, store, load=lambda path: audio.load_audio(path, RATE), encode=encoder.encode,
-                       meta=meta, batch_size=args.batch_size, sort_column="seconds")
+                       meta=meta, batch_size=args.batch_size, sort_column="seconds", shard=args.shard)
 
 
 def _duration(path) -> float:

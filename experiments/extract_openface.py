@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 import pandas as pd
 
 from emoprobe import openface, paths, ravdess
-from emoprobe.extract import run_extraction
+from emoprobe.extract import add_shard_argument, run_extraction
 from emoprobe.store import EmbeddingStore
 
 MIN_CONFIDENCE = openface.MIN_CONFIDENCE  # drop frames OpenFace tracked with less confidence
@@ -29,6 +29,7 @@ def main(argv=None):
     p.add_argument("--au-means", help="per-clip AU means CSV (default: the developers' shared copy, if present)")
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE)
     p.add_argument("--embeddings-dir", default=paths.EMBEDDINGS)
+    add_shard_argument(p)
     args = p.parse_args(argv)
 
     if args.csv_dir:
@@ -47,8 +48,11 @@ def main(argv=None):
                        meta={"model_id": "OpenFace 2 action units (per-frame tracking CSVs)",
                              "random_init": False, "columns": openface.AU_COLUMNS,
                              "min_confidence": args.min_confidence, "packages": ["pandas"],
-                             "pooling": "mean / mean+std over confident frames; sequence = per-frame AUs"})
+                             "pooling": "mean / mean+std over confident frames; sequence = per-frame AUs"},
+                       shard=args.shard)
         return
+    if args.shard:
+        raise SystemExit("--shard applies to --csv-dir; the per-clip means file is read in seconds")
     means = args.au_means or (paths.SHARED_OPENFACE_AU if paths.SHARED_OPENFACE_AU.exists() else None)
     if means is None:
         raise SystemExit("give --csv-dir (per-frame OpenFace CSVs, Zenodo record 3255102) or --au-means")

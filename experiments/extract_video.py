@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 import torch
 
 from emoprobe import paths, ravdess, video
-from emoprobe.extract import run_extraction
+from emoprobe.extract import add_shard_argument, run_extraction
 from emoprobe.store import EmbeddingStore
 from emoprobe.video_encoders import FRAME_ORDERS, VideoEncoder
 
@@ -54,6 +54,7 @@ def main(argv=None):
                    help="do not keep per-frame sequences (saves disk)")
     p.add_argument("--limit", type=int, help="only the first N clips with video (a quick try)")
     p.add_argument("--embeddings-dir", default=paths.EMBEDDINGS)
+    add_shard_argument(p)
     args = p.parse_args(argv)
 
     root = paths.data_root(args.data_root)
@@ -71,7 +72,7 @@ def main(argv=None):
                 "packages": ["transformers", "av"]}
         n, size = encoder.n_frames, encoder.decode_size
         run_extraction(clips, store, load=lambda path: video.decode_frames(path, n, size).frames,
-                       encode=encoder.encode, meta=meta, batch_size=args.batch_size)
+                       encode=encoder.encode, meta=meta, batch_size=args.batch_size, shard=args.shard)
 
 
 if __name__ == "__main__":
