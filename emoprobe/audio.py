@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
     if path.suffix.lower() == ".mp4":
         return _read_mp4_audio(path)
     try:
+        declared = re.search(r"data\s*:\s*(\d+) \(should be (\d+)\)", sf.info(path).extra_info)
+        if declared and int(declared.group(2)) < int(declared.group(1)):
+            # libsndfile would silently read what is left: a cut download must not pass as a short clip
+            raise BadMediaError(f"{path}: truncated (header says {declared.group(1)} data bytes, "
+                                f"file holds {declared.group(2)})")
         samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    except BadMediaError:
+        raise
     except Exception as err:  # soundfile raises LibsndfileError/RuntimeError with terse text
         raise BadMediaError(f"{path}: unreadable audio ({err})") from err
     return samples, rate, samples.shape[1]

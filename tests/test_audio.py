@@ -43,7 +43,7 @@ def test_48k_is_resampled_to_16k(tmp_path):
     (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
     (lambda p: p.write_bytes(b"RIFF\x10\x00\x00\x00WAVEgarbage" * 20), "unreadable audio"),
     (lambda p: p.write_bytes(write_audio(p, tone(0.5)).read_bytes()[:30]), "unreadable audio"),  # cut in the header
-    (lambda p: p.write_bytes(write_audio(p, tone(0.5)).read_bytes()[:2000]), "too short"),  # cut in the data
+    (lambda p: p.write_bytes(write_audio(p, tone(0.5)).read_bytes()[:2000]), "truncated"),  # cut in the data
     (lambda p: write_audio(p, np.zeros((FAKE_RATE, 1), np.float32)), "silent"),
     (lambda p: write_audio(p, tone(0.05)), "too short"),
 ])

@@ -196,14 +196,6 @@ def test_truncated_wav_mid_data_is_not_silently_shortened(tmp_path):
         audio.load_audio(path)
 
 
-# libsndfile reads a WAV cut in its data as a shorter clip without complaint; its log says
-# "data : 96000 (should be 57582)". read_audio does not check it yet, so such a clip is embedded
-# silently shortened (a download cut short would go unnoticed). Remove the mark once it does.
-test_truncated_wav_mid_data_is_not_silently_shortened = pytest.mark.xfail(
-    strict=True, reason="emoprobe.audio.read_audio does not yet check sf.info(path).extra_info for "
-    "'(should be' (header longer than the data)")(test_truncated_wav_mid_data_is_not_silently_shortened)
-
-
 def test_bad_video_inputs_are_recorded_and_the_batch_goes_on(corpus, tmp_path):
     root, _, video_cases, _ = corpus
     clips = ravdess.load_clips(root, verbose=False)
