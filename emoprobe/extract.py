@@ -139,8 +139,9 @@ def select_shard(clips: pd.DataFrame, spec: str) -> pd.DataFrame:
 
 def add_shard_argument(parser) -> None:
     """--shard I/N on an extractor's command line, checked when parsed (before any model loads)."""
-    parser.add_argument("--shard", metavar="I/N", type=_checked_shard, help="embed only shard I of N (from 0; 'auto' reads torchrun/"
-                        "SLURM variables), then run experiments/merge_shards.py once all N are done")
+    parser.add_argument("--shard", metavar="I/N", type=_checked_shard,
+                        help="embed only shard I of N (from 0; 'auto' reads torchrun/SLURM variables), then run "
+                        "experiments/merge_shards.py once all N are done")
 
 
 def _checked_shard(spec: str) -> str:

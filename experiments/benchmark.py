@@ -54,6 +54,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=REPEATS)
     p.add_argument("--modalities", nargs="+", default=MODALITIES, choices=MODALITIES)
     p.add_argument("--skip", nargs="*", default=[], choices=["naive", "probes", "cached", "fidelity"])
+    p.add_argument("--probe-features", nargs="+", default=["audio/"],
+                   help="time the probe grid on the stores whose 'modality/model' contains one of these")
+    p.add_argument("--threads", type=int, help="torch threads per measurement (default: torch's, the core count)")
     p.add_argument("--note", default="", help="what else ran on the machine (recorded with the results)")
     p.add_argument("--out", default=paths.RESULTS / "benchmarks")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement in this process
@@ -62,7 +65,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.worker:
         clips = json.loads(Path(args.clips_json).read_text())
-        Path(args.result_json).write_text(json.dumps(benchmark.run_worker(args.worker, clips, args.repeats)))
+        result = benchmark.run_worker(args.worker, clips, args.repeats, args.threads)
+        Path(args.result_json).write_text(json.dumps(result))
         return
 
     started, load_before = time.perf_counter(), os.getloadavg()
@@ -74,13 +78,14 @@ def main(argv=None):
                   "targets": TARGETS, "runs": []}
         for modality in args.modalities:
             for variant in ["optimized"] + ([] if "naive" in args.skip else ["naive"]):
-                report["runs"].append(worker(f"{modality}:{variant}", clips, args.repeats, Path(tmp)))
+                report["runs"].append(worker(f"{modality}:{variant}", clips, args.repeats, Path(tmp), args.threads))
         if "fidelity" not in args.skip:
-            report["fidelity"] = {m: worker(f"fidelity:{m}", clips, 0, Path(tmp)) for m in ("audio", "video")}
+            report["fidelity"] = {m: worker(f"fidelity:{m}", clips, 0, Path(tmp), args.threads)
+                                  for m in ("audio", "video")}
         if "cached" not in args.skip:
             report["cached_rerun"] = cached_rerun(args.data_root, Path(tmp))
         if "probes" not in args.skip:
-            report["probe_grid"] = probe_grid(args.data_root)
+            report["probe_grid"] = probe_grid(args.data_root, args.probe_features)
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
     report["verdicts"] = verdicts(report)
@@ -98,8 +103,8 @@ def find_clips(data_root, limit, tmp: Path) -> tuple[list[dict], str]:
     if root.exists():
         table, _ = ravdess.index_clips(root)
         table = table[table.path_av.notna()]
-        clips = [{"key": r.key, "video": r.path_av, "audio": r.path_audio if isinstance(r.path_audio, str) else r.path_av}
-                 for r in table.itertuples()]
+        clips = [{"key": r.key, "video": r.path_av,
+                  "audio": r.path_audio if isinstance(r.path_audio, str) else r.path_av} for r in table.itertuples()]
         if clips:
             return clips[:limit], str(root)
     print(f"no audio-video clips under {root}: using generated 720p clips (no faces: face detection is "
@@ -143,17 +148,19 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     return {"cpu": cpu, "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "bf16_native": benchmark.bf16_supported(), "cuda": torch.cuda.is_available(), "python": platform.python_version()}
+            "bf16_native": benchmark.bf16_supported(), "cuda": torch.cuda.is_available(),
+            "python": platform.python_version()}
 
 
-def worker(task: str, clips: list[dict], repeats: int, tmp: Path) -> dict:
+def worker(task: str, clips: list[dict], repeats: int, tmp: Path, threads: int | None = None) -> dict:
     """One measurement in a fresh process (its own peak memory)."""
     clips_json, result_json = tmp / "clips.json", tmp / f"{task.replace(':', '_')}.json"
     clips_json.write_text(json.dumps(clips))
     print(f"[{task}] ...", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", task, "--clips-json", str(clips_json),
-                           "--result-json", str(result_json), "--repeats", str(repeats)],
+                           "--result-json", str(result_json), "--repeats", str(repeats),
+                           *(["--threads", str(threads)] if threads else [])],
                           env={**os.environ, **WORKER_ENV}, capture_output=True, text=True)
     if proc.returncode:
         print(f"[{task}] failed:\n{proc.stderr[-3000:]}")
@@ -183,16 +190,17 @@ def cached_rerun(data_root, tmp: Path) -> dict:
             "error": proc.stderr[-2000:] if proc.returncode else None}
 
 
-def probe_grid(data_root) -> dict:
-    """run_grid on every finalized audio store, linear probes only and with the MLP."""
+def probe_grid(data_root, features) -> dict:
+    """run_grid on every finalized store matching `features`, linear probes only and with the MLP, with
+    experiments/train_probes.py's defaults."""
     from emoprobe import probes
 
     t0 = time.perf_counter()
-    base, extra = probes.discover_feature_sets(paths.EMBEDDINGS, ["audio/"])
+    base, extra = probes.discover_feature_sets(paths.EMBEDDINGS, features)
     if not base:
-        return {"skipped": f"no finalized audio stores under {paths.EMBEDDINGS}"}
+        return {"skipped": f"no finalized stores matching {features} under {paths.EMBEDDINGS}"}
     clips = ravdess.load_clips(data_root, "speech", verbose=False)
-    out = {"feature_sets": [fs.name for fs in base], "extra_poolings": [fs.name for fs in extra],
+    out = {"features": features, "feature_sets": [fs.name for fs in base], "extra_poolings": [fs.name for fs in extra],
            "jobs": PROBE_JOBS, "max_subset": PROBE_MAX_SUBSET, "load_s": round(time.perf_counter() - t0, 2)}
     for label, kinds in (("linear", ("linear",)), ("linear+mlp", ("linear", "mlp"))):
         print(f"[probe grid: {label}] ...", flush=True)
@@ -212,7 +220,8 @@ def verdicts(report: dict) -> list[dict]:
     out = []
 
     def add(name, value, target, met, margin, detail=""):
-        out.append({"target": name, "value": value, "goal": target, "met": bool(met), "margin": margin, "detail": detail})
+        out.append({"target": name, "value": value, "goal": target, "met": bool(met), "margin": margin,
+                    "detail": detail})
 
     if opt:
         wall = sum(r["wall_s"] / r["n_clips"] for r in opt.values())
@@ -249,7 +258,7 @@ def verdicts(report: dict) -> list[dict]:
     grid = report.get("probe_grid", {})
     if "linear+mlp" in grid:
         s = grid["linear+mlp"]["seconds"]
-        add("probe grid on all audio features (linear + MLP)", s, f"<= {TARGETS['probe_grid_s']} s",
+        add(f"probe grid on {'+'.join(grid['features'])} stores (linear + MLP)", s, f"<= {TARGETS['probe_grid_s']} s",
             s <= TARGETS["probe_grid_s"], f"{s / TARGETS['probe_grid_s']:.1f}x the goal",
             f"linear only {grid['linear']['seconds']} s; {len(grid['feature_sets'])} sets, jobs={grid['jobs']}")
     return out
@@ -273,8 +282,8 @@ def print_report(report: dict) -> None:
     for modality, f in report.get("fidelity", {}).items():
         if "error" in f:
             continue
-        print(f"\n{modality} fidelity ({f['model']}), s/clip {f['s_per_clip']}; two different clips' pooled cosine "
-              f"{f.get('pooled_cosine_between_two_clips_min', float('nan')):.4f}")
+        print(f"\n{modality} fidelity ({f['model']}), s/clip {f['s_per_clip']}; two different clips' pooled "
+              f"cosine (min over layers) {f.get('pooled_cosine_between_two_clips_min', float('nan')):.4f}")
         for k in ("bf16", "int8_dynamic"):
             print(f"  {k:<13} hidden rel. error mean {f[k]['hidden_rel_error_mean']:.4f} max "
                   f"{f[k]['hidden_rel_error_max']:.4f}; pooled cosine min {f[k]['pooled_cosine_min']:.6f}")

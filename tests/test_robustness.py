@@ -8,7 +8,6 @@ kill/shard tests run the real command-line scripts in subprocesses (~5 s of impo
 """
 
 import importlib.util
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ def _load_script(name):
     return module
 
 
-extract_audio, extract_video, merge_script = (_load_script(n) for n in ("extract_audio", "extract_video", "merge_shards"))
+extract_audio, extract_video, merge_script = map(_load_script, ("extract_audio", "extract_video", "merge_shards"))
 
 
 def name(i: int, modality: int = 3, suffix: str = ".wav") -> str:
@@ -241,7 +240,8 @@ def kill_data(tmp_path_factory):
 
 def cli(base, embeddings, *extra, delay=0.0):
     wrapper = base / f"slow_{delay}.py"
-    wrapper.write_text(SLOW_WRAPPER.format(repo=str(REPO), delay=delay, script=str(REPO / "experiments" / "extract_audio.py")))
+    script = REPO / "experiments" / "extract_audio.py"
+    wrapper.write_text(SLOW_WRAPPER.format(repo=str(REPO), delay=delay, script=str(script)))
     return [sys.executable, str(wrapper), "--data-root", str(base / "ravdess"), "--encoders", "logmel",
             "--embeddings-dir", str(embeddings), *extra]
 
@@ -388,7 +388,8 @@ def test_same_seed_gives_identical_probe_results(monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setattr(probes, "MLP_STEPS", 30)  # reproducibility needs few steps; the default 200 cost ~4x
     rng = np.random.default_rng(0)
-    rows = [{"key": f"01-{e:02d}-01-01-01-{a:02d}", "emotion": e, "actor": a} for a in range(1, 25) for e in labels.EMOTIONS]
+    rows = [{"key": f"01-{e:02d}-01-01-01-{a:02d}", "emotion": e, "actor": a}
+            for a in range(1, 25) for e in labels.EMOTIONS]
     clips = pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
     flat = rng.normal(size=(9, 8))[clips.emotion] + rng.normal(size=(len(clips), 8))
     layered = np.stack([flat + rng.normal(size=flat.shape) * s for s in (2.0, 0.5)], axis=1).astype(np.float32)
