@@ -51,7 +51,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=paths.SHARED_RAVDESS, help="RAVDESS folder with audio-video mp4s")
     p.add_argument("--clips", type=int, help="use only the first N audio-video clips")
-    p.add_argument("--repeats", type=int, default=REPEATS)
+    p.add_argument("--repeats", type=int, default=REPEATS, help="times the optimized path embeds each clip")
     p.add_argument("--modalities", nargs="+", default=MODALITIES, choices=MODALITIES)
     p.add_argument("--skip", nargs="*", default=[], choices=["naive", "probes", "cached", "fidelity"])
     p.add_argument("--probe-features", nargs="+", default=["audio/"],
