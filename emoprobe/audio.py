@@ -84,8 +84,6 @@ def check_audio(wave: np.ndarray, rate: int, path) -> None:
 
 def audio_source(clip_row) -> str | None:
     """The audio-only file of a clip, else the audio track of its audio-video mp4."""
-    for column in ("path_audio", "path_av"):
-        value = getattr(clip_row, column, None)
-        if isinstance(value, str):
-            return value
-    return None
+    from .ravdess import source_path
+
+    return source_path(clip_row, "audio")

@@ -20,6 +20,8 @@ MEDIA_SUFFIXES = {".wav": "audio", ".flac": "audio", ".mp4": "video"}
 PATH_COLUMN = {1: "path_av", 2: "path_video", 3: "path_audio"}
 # Which container a modality may come in (an audio-only recording is never an mp4 and so on).
 ALLOWED_KIND = {1: "video", 2: "video", 3: "audio"}
+# Where each modality's input comes from, in order of preference (the 01- audio-video mp4 holds both).
+SOURCE_COLUMNS = {"audio": ("path_audio", "path_av"), "video": ("path_video", "path_av")}
 CLIP_COLUMNS = ["key", "emotion", "emotion_name", "intensity", "statement", "repetition", "actor",
                 "sex", "channel", "path_audio", "path_av", "path_video"]
 
@@ -126,3 +128,12 @@ def load_clips(root: str | os.PathLike, channel: str | None = "speech", verbose:
         raise FileNotFoundError(f"no RAVDESS {channel or ''} media found under {root}; "
                                 "download it (experiments/download_ravdess.py) or pass --data-root")
     return clips
+
+
+def source_path(clip_row, modality: str) -> str | None:
+    """The file a modality's extractor reads for one clip (see SOURCE_COLUMNS), or None if absent."""
+    for column in SOURCE_COLUMNS[modality]:
+        value = getattr(clip_row, column, None)
+        if isinstance(value, str):
+            return value
+    return None

@@ -32,11 +32,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 def video_source(clip_row) -> str | None:
     """The video-only mp4 of a clip, else its audio-video mp4 (same recording, same frames)."""
-    for column in ("path_video", "path_av"):
-        value = getattr(clip_row, column, None)
-        if isinstance(value, str):
-            return value
-    return None
+    return ravdess.source_path(clip_row, "video")
 
 
 def main(argv=None):
