@@ -7,21 +7,18 @@
 Interrupted downloads resume; finished and unpacked files are skipped on a rerun.
 """
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install needed
+import requests
 
-import argparse  # noqa: E402
-
-import requests  # noqa: E402
-
-from emoprobe import download, paths  # noqa: E402
+from emoprobe import cli, config
+from emoprobe.data import download
+from emoprobe.errors import UserError
 
 # -----------------------------------------------------------------------------
 what = ["audio-speech"]  # which archives: audio-speech, audio-song, video-speech, video-song, all
 actors = None  # video zips only: e.g. "1,2,5-8"; None = all 24 (song has no actor 18)
-dest = str(paths.RAW)  # unpack here
+dest = str(config.RAW)  # unpack here
 zip_dir = None  # keep the zips here; None = zips/ next to dest
 md5 = []  # MD5 overrides, NAME=HEX (or a bare HEX when one file is selected); else Zenodo's
 verify = True  # check MD5s; --no-verify skips the check (and the Zenodo API)
@@ -31,7 +28,7 @@ base_url = download.ZENODO  # Zenodo, or a mirror with the same URL layout
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__, data=False, embeddings=False)
     p.add_argument("--what", nargs="+", default=what, choices=[*download.WHAT, "all"], metavar="KIND",
                    help=f"one or more of: %(choices)s (default: {' '.join(what)})")
     p.add_argument("--actors", default=actors, help="video zips only, e.g. 1,2,5-8 (default: all)")
@@ -56,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
                                           verify=args.verify, keep_zips=args.keep_zips,
                                           base_url=args.base_url)
     except (RuntimeError, requests.RequestException) as err:  # ChecksumError is a RuntimeError
-        sys.exit(f"error: {err}")
+        raise UserError(str(err)) from err
     print(f"done: {len(names)} archive(s) in {Path(args.dest).resolve()}")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

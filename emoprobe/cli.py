@@ -1,0 +1,79 @@
+"""What every script shares: the common options and the way user errors end a run.
+
+    parser = cli.parser(__doc__, extraction=True)      # --data-root --embeddings-dir --limit --shard --device --debug
+    ...
+    if __name__ == "__main__":
+        cli.run(main)          # a UserError (bad path, name, manifest, option) -> one line on stderr, exit 2
+
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block: the user asked for --help if they want it
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options its kind of script always has.
+
+    data: --data-root (a RAVDESS folder or a manifest, else $RAVDESS_ROOT, else data/raw);
+    embeddings: --embeddings-dir; extraction: --limit, --shard, --device, --batch-size, --precision.
+    """
+    p = _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if data:
+        p.add_argument("--data-root", metavar="PATH",
+                       help="a RAVDESS folder (any layout) or a manifest .jsonl (default: $RAVDESS_ROOT or data/raw)")
+    if embeddings:
+        p.add_argument("--embeddings-dir", metavar="DIR", help="embedding stores (default: $EMOPROBE_EMBEDDINGS "
+                       "or data/embeddings)")
+    if extraction:
+        from .store.shards import parse_shard
+
+        def shard(spec):
+            try:
+                parse_shard(spec)
+            except UserError as err:
+                raise argparse.ArgumentTypeError(str(err)) from None
+            return spec
+
+        p.add_argument("--limit", type=int, metavar="N", help="only the first N clips (a quick try)")
+        p.add_argument("--shard", metavar="I/N", type=shard,
+                       help="embed only shard I of N (from 0; 'auto' reads torchrun/SLURM variables), then run "
+                       "experiments/merge_shards.py once all N are done")
+        p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1... (default: %(default)s)")
+        p.add_argument("--batch-size", type=int, default=1,
+                       help="clips per forward pass (1 is fastest on CPU; 8-16 on a GPU)")
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                       help="bf16 autocast where the benchmark shows fidelity (default fp32)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    return p
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run(main, argv=None) -> None:
+    """Run a script's main(argv); a UserError ends it with one line on stderr and exit status 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        main(argv)
+    except UserError as err:
+        if "--debug" in argv:
+            raise
+        prog = sys.argv[0].rsplit("/", 1)[-1]
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished clips are kept; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)

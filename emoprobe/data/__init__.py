@@ -1,0 +1,1 @@
+"""Data: RAVDESS labels and index, folds, the downloader (and manifests of any corpus)."""

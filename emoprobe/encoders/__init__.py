@@ -1,0 +1,9 @@
+"""Encoders: one interface (base.Encoder) and one registry for audio, video and face models.
+
+Importing this package registers every encoder; heavy libraries load only when one is built.
+"""
+
+from . import face, handcrafted, openface, speech, video, whisper  # noqa: F401  (registration)
+from .base import (FACES, FRAMES, HANDCRAFTED, OPENFACE, PRETRAINED, RANDOM, THIRD_PARTY, WAVEFORM,  # noqa: F401
+                   Encoder, EncoderCard, UnknownEncoderError, cards, describe, encoder_names, expand, get_card,
+                   get_encoder, pool, register)

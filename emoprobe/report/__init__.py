@@ -1,0 +1,1 @@
+"""Reporting: tables, statistics, figures and the generated findings, all read from results/."""
