@@ -1,34 +1,103 @@
-"""Actor-independent folds: loaded from data files, never built ad hoc, and checked for leaks."""
+"""Speaker-independent folds: loaded from data files (or a manifest), never built ad hoc, checked for leaks.
+
+Schemes:
+    emobox6   the six actor-disjoint RAVDESS folds of the EmoBox benchmark (data/splits, committed)
+    loso      leave one speaker out
+    manifest  the `fold` column a manifest gives
+    split     the manifest's train/test `split` as one fold (its test speakers must not be in train)
+    speakerK  K speaker-grouped folds generated once per corpus and SAVED as data
+              (data/splits/<corpus>_speakerK.json): later runs load the file, so they never move
+    auto      manifest folds if given, else emobox6 for RAVDESS speech, else speaker6
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .. import config
-from . import labels
+from ..errors import UserError
 
 EMOBOX_FOLDS = config.SPLITS / "ravdess_emobox_6fold.json"
+SCHEMES = ("auto", "emobox6", "loso", "manifest", "split", "speakerK (e.g. speaker6)")
 
 
-def load_folds(scheme: str = "emobox6") -> dict[str, list[int]]:
-    """Fold name -> TEST actors. `emobox6` (from the committed JSON) or `loao` (leave one actor out)."""
+def load_folds(clips: pd.DataFrame, scheme: str = "auto", splits_dir=None) -> dict[str, list]:
+    """Fold name -> TEST speakers, for the speakers of `clips`."""
+    speakers = sorted(set(clips.speaker))
+    if scheme == "auto":
+        if "fold" in clips and clips.fold.notna().all():
+            scheme = "manifest"
+        elif set(speakers) <= set(_emobox_speakers()):
+            scheme = "emobox6"
+        else:
+            scheme = "speaker6"
     if scheme == "emobox6":
         folds = json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
-    elif scheme == "loao":
-        folds = {f"actor_{a:02d}": [a] for a in range(1, labels.N_ACTORS + 1)}
+    elif scheme == "loso":
+        folds = {f"speaker_{s}": [s] for s in speakers}
+    elif scheme == "manifest":
+        if "fold" not in clips or clips.fold.isna().any():
+            raise UserError("--scheme manifest: the manifest gives no fold for every clip")
+        folds = {f"fold_{f}": sorted(set(part.speaker)) for f, part in clips.groupby("fold", sort=True)}
+    elif scheme == "split":
+        if "split" not in clips or clips.split.isna().any():
+            raise UserError("--scheme split: the manifest gives no train/test split for every clip")
+        test, train = (set(clips.speaker[clips.split == side]) for side in ("test", "train"))
+        if test & train:
+            raise UserError(f"--scheme split: speaker(s) {sorted(test & train)[:5]} are in both train and test")
+        folds = {"split": sorted(test)}
+    elif re.fullmatch(r"speaker\d+", scheme):
+        folds = generated_folds(clips, int(scheme[7:]), splits_dir)
     else:
-        raise ValueError(f"unknown fold scheme {scheme!r}: use emobox6 or loao")
-    tested = [a for actors in folds.values() for a in actors]
-    assert len(tested) == len(set(tested)), "an actor is in the test set of two folds"
+        raise UserError(f"unknown fold scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+    tested = [s for test in folds.values() for s in test]
+    if len(tested) != len(set(tested)):
+        raise UserError(f"fold scheme {scheme}: a speaker is in the test set of two folds")
     return folds
 
 
-def split(actors: np.ndarray, test_actors: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (train, test) for one fold; asserts no actor is on both sides."""
-    is_test = np.isin(actors, test_actors)
+def _emobox_speakers() -> list:
+    return [s for test in json.loads(Path(EMOBOX_FOLDS).read_text())["folds"].values() for s in test]
+
+
+def generated_folds(clips: pd.DataFrame, k: int, splits_dir=None) -> dict[str, list]:
+    """k speaker-disjoint folds for the corpus of `clips`, saved on first use and loaded afterwards.
+    Speakers are dealt round-robin in a seeded random order, so folds differ in size by one speaker."""
+    corpus = re.sub(r"[^A-Za-z0-9.-]+", "_", str(clips.corpus.dropna().iloc[0])) if clips.corpus.notna().any() else "corpus"
+    path = Path(splits_dir or config.SPLITS) / f"{corpus}_speaker{k}.json"
+    speakers = sorted(set(clips.speaker))
+    if path.exists():
+        folds = json.loads(path.read_text())["folds"]
+        saved = {s for test in folds.values() for s in test}
+        if saved == set(speakers):
+            return folds
+        print(f"[folds] {config.relative(path)} was made for other speakers: left as it is, folds made afresh")
+        path = path.with_name(f"{path.stem}_{len(speakers)}speakers.json")
+    if len(speakers) < 2:
+        raise UserError(f"{corpus}: {len(speakers)} speaker(s); speaker-independent folds need at least 2")
+    k = min(k, len(speakers))
+    order = np.random.default_rng(0).permutation(len(speakers))
+    folds = {f"fold_{i + 1}": sorted(speakers[j] for j in order[i::k]) for i in range(k)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"description": f"{k} speaker-disjoint folds of {corpus}, generated by "
+                                "emoprobe.data.folds (seeded round-robin over speakers); test speakers per fold",
+                                "folds": folds}, indent=1, default=_plain) + "\n")
+    print(f"[folds] wrote {config.relative(path)}: {k} speaker-disjoint folds")
+    return folds
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
+def split(speakers: np.ndarray, test_speakers: list) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, test) for one fold; asserts no speaker is on both sides."""
+    is_test = np.isin(speakers, test_speakers)
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    assert not set(actors[train]) & set(actors[test]), "actor leak between train and test"
+    assert not set(speakers[train]) & set(speakers[test]), "speaker leak between train and test"
     return train, test

@@ -116,19 +116,24 @@ def index_clips(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     return clips, pd.DataFrame(problems, columns=["path", "problem"])
 
 
-def load_clips(root: str | os.PathLike, channel: str | None = "speech", verbose: bool = True) -> pd.DataFrame:
-    """The clips table for one vocal channel (None: both), reporting skipped files."""
+def records(root: str | os.PathLike, channel: str | None = "speech", verbose: bool = True) -> list[dict]:
+    """Manifest records (see data.manifest) of the RAVDESS clips under root, for one vocal channel
+    (None: both), reporting skipped files. The RAVDESS labels go into each record's attributes."""
     clips, problems = index_clips(root)
     if verbose and len(problems):
         print(f"[index] skipped {len(problems)} file(s) under {root}:")
         for p in problems.itertuples():
             print(f"  {p.problem}")
     if channel is not None:
-        clips = clips[clips.channel == channel].reset_index(drop=True)
+        clips = clips[clips.channel == channel]
     if clips.empty:
         raise NoDataError(f"no RAVDESS {channel or ''} media found under {root}; "
                           "download it (experiments/download_ravdess.py) or pass --data-root")
-    return clips
+    attributes = ["emotion", "intensity", "statement", "repetition", "actor", "sex", "channel"]
+    return [{"key": row.key, "audio": source_path(row, "audio"), "video": source_path(row, "video"),
+             "label": row.emotion_name, "speaker": row.actor, "corpus": f"ravdess-{row.channel}",
+             "attributes": {a: getattr(row, a) for a in attributes}}
+            for row in clips.itertuples()]
 
 
 def source_path(clip_row, modality: str) -> str | None:

@@ -15,17 +15,19 @@ from . import BadMediaError
 
 SILENCE_PEAK = 1e-4  # a peak below this (about -80 dBFS) is digital silence: nothing to embed
 MIN_SECONDS = 0.1  # shorter clips give encoders fewer frames than their receptive field
+SOUNDFILE_SUFFIXES = {".wav", ".flac"}  # read by libsndfile (which also spots a truncated WAV); others by PyAV
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
-    """(samples as float32, shape (n, channels); sample rate; channels) from a wav/flac, or an mp4's track."""
+    """(samples as float32, shape (n, channels); sample rate; channels). wav and flac are read by
+    libsndfile; every other container (mp3, ogg, m4a, and the audio track of mp4, mkv, webm...) by PyAV."""
     path = Path(path)
     if not path.exists():
         raise BadMediaError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise BadMediaError(f"{path}: empty file (0 bytes)")
-    if path.suffix.lower() == ".mp4":
-        return _read_mp4_audio(path)
+    if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
+        return _read_av_audio(path)
     try:
         declared = re.search(r"data\s*:\s*(\d+) \(should be (\d+)\)", sf.info(path).extra_info)
         if declared and int(declared.group(2)) < int(declared.group(1)):
@@ -40,8 +42,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
     return samples, rate, samples.shape[1]
 
 
-def _read_mp4_audio(path: Path) -> tuple[np.ndarray, int, int]:
-    import av  # imported here: only audio-video clips need it
+def _read_av_audio(path: Path) -> tuple[np.ndarray, int, int]:
+    import av  # imported here: wav and flac never need it
 
     try:
         with av.open(str(path)) as container:
@@ -55,7 +57,7 @@ def _read_mp4_audio(path: Path) -> tuple[np.ndarray, int, int]:
             chunks += [f.to_ndarray() for f in to_float.resample(None)]
             rate, channels = stream.rate, stream.channels
     except av.error.FFmpegError as err:
-        raise BadMediaError(f"{path}: undecodable mp4 audio ({err})") from err
+        raise BadMediaError(f"{path}: undecodable audio ({err})") from err
     if not chunks:
         raise BadMediaError(f"{path}: audio track has no frames")
     samples = np.concatenate(chunks, axis=1).T  # (n, channels)
