@@ -53,8 +53,23 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
                        help="clips per forward pass (1 is fastest on CPU; 8-16 on a GPU)")
         p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                        help="bf16 autocast where the benchmark shows fidelity (default fp32)")
+        p.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="KEY=VALUE",
+                       help="an encoder option, e.g. --set context=30s (Whisper); repeatable")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON when it is (numbers, true/false), else as a string."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def default_device() -> str:

@@ -37,7 +37,7 @@ def main(argv=None):
     not_run = []
     for name in names:
         try:
-            encoder = encoders.get_encoder(name, args.random_init, device=args.device, sequences=args.sequences,
+            encoder = encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device, sequences=args.sequences,
                                            batch_size=args.batch_size, precision=args.precision)
         except HubUnavailableError as err:  # offline: the other encoders still run
             print(f"[audio/{name}] not run: {err}")

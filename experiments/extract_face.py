@@ -41,7 +41,7 @@ def main(argv=None):
     models = []
     for name in names:
         try:
-            models.append(encoders.get_encoder(name, args.random_init, device=args.device,
+            models.append(encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device,
                                                precision=args.precision))
         except HubUnavailableError as err:
             print(f"[face/{name}] not run: {err}")

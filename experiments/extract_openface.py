@@ -51,8 +51,8 @@ def main(argv=None):
         return
     table, flagged = openface.au_means_table(args.au_means)
     encoder = encoders.get_encoder("openface-au-means", source=Path(args.au_means).name, flagged=flagged)
-    vectors = dict(zip(table.source, table.vector))
-    metas = run_extraction(table.head(args.limit) if args.limit else table, [encoder], load=vectors.__getitem__,
+    metas = run_extraction(table.head(args.limit) if args.limit else table, [encoder],
+                           load=openface.au_means_loader(table),
                            root=args.embeddings_dir, batch_size=64, shard=args.shard)
     for meta in metas.values():
         print(f"[face/openface-au-means] {meta['n_clips']} clips, {len(openface.AU_COLUMNS)} AUs each, "

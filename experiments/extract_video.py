@@ -37,7 +37,7 @@ def main(argv=None):
     clips = clip_table.load(args.data_root, None if args.channel == "all" else args.channel, "video", args.limit)
     for name in names:
         try:
-            encoder = encoders.get_encoder(name, args.random_init, device=args.device, sequences=args.sequences,
+            encoder = encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device, sequences=args.sequences,
                                            batch_size=args.batch_size, precision=args.precision,
                                            frame_order=args.frame_order, n_frames=args.frames)
         except HubUnavailableError as err:

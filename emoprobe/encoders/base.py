@@ -139,16 +139,26 @@ def _split_name(name: str) -> tuple[str, bool]:
 
 
 def get_card(name: str) -> EncoderCard:
-    base, _ = _split_name(name)
+    base, twin = _split_name(name)
     if base not in REGISTRY:
         raise UnknownEncoderError(f"unknown encoder {name!r}; registered: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[base].card
+    card = REGISTRY[base].card
+    if twin and not card.random_twin:  # e.g. "egemaps-randinit": names nothing that can be built
+        raise UnknownEncoderError(f"{base} has no random-init twin ({card.weights} features)")
+    return card
 
 
-def get_encoder(name: str, random_init: bool = False, **options) -> Encoder:
+def get_encoder(name: str, random_init: bool = False, settings: dict | None = None, **options) -> Encoder:
     """Build a registered encoder. `options` go to its constructor (device, sequences, batch_size,
-    precision...); those it does not take are dropped, so one set of options serves every encoder."""
+    precision...); those it does not take are dropped, so one set of options serves every encoder.
+    `settings` are options the user named for this encoder (--set KEY=VALUE): one it does not take
+    is an error, not dropped."""
     base, twin = _split_name(name)
+    get_card(base)
+    unknown = sorted(set(settings or {}) - (_accepted_keywords(REGISTRY[base].cls) or set(settings or {})))
+    if unknown:
+        raise UnknownEncoderError(f"{name} takes no option {', '.join(unknown)}")
+    options = {**options, **(settings or {})}
     card = get_card(base)
     random_init = random_init or twin
     if random_init and not card.random_twin:

@@ -199,3 +199,21 @@ def available_stores(root: str | os.PathLike | None = None, log=print) -> list[E
         elif log:
             log(f"[stores] {store.id} left out: {problem}")
     return complete
+
+
+PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "layered",
+                      "n_layers", "default_pooling", "poolings", "n_clips", "n_failures", "model_id",
+                      "data_root", "precision", "seconds_extracting", "date"]
+
+
+def provenance(stores: list[EmbeddingStore]) -> "pd.DataFrame":
+    """One row per store: what results/stores.csv tells readers about the stores behind the results
+    (the stores themselves are not committed). Paths are relative, as the extractors wrote them."""
+    import pandas as pd
+
+    rows = []
+    for store in stores:
+        meta = store.meta()
+        rows.append({**{c: meta.get(c) for c in PROVENANCE_COLUMNS}, "store": store.id,
+                     "poolings": " ".join(f"{p}{tuple(shape[1:])}" for p, shape in meta.get("poolings", {}).items())})
+    return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
