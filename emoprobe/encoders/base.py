@@ -67,7 +67,7 @@ class EncoderCard:
     layered: bool = False  # outputs (layers, D): every hidden layer
     default_pooling: str = "mean"  # the pooling a store contributes to fusions
     sample_rate: int | None = None  # waveform encoders: the rate they take
-    description: str = ""
+    in_groups: bool = True  # False: run only when named (a reference path that duplicates another encoder)
 
 
 class Encoder:
@@ -189,8 +189,8 @@ def _accepted_keywords(cls) -> set[str] | None:
 def encoder_names(modality: str | None = None, input: str | None = None, offline: bool | None = None,
                   weights: str | None = None) -> list[str]:
     """Registered names, filtered: offline=True keeps those that need no model hub."""
-    return [name for name, e in sorted(REGISTRY.items())
-            if (modality is None or e.card.modality == modality) and (input is None or e.card.input == input)
+    return [name for name, e in sorted(REGISTRY.items()) if e.card.in_groups
+            and (modality is None or e.card.modality == modality) and (input is None or e.card.input == input)
             and (offline is None or e.card.needs_hub != offline) and (weights is None or e.card.weights == weights)]
 
 

@@ -204,7 +204,7 @@ class VitEncoder(FaceEncoder):
 
     crop_size, margin = 224, 0.2
 
-    def __init__(self, model_id: str = "trpakov/vit-face-expression", **common):
+    def __init__(self, model_id: str = "trpakov/vit-face-expression", config=None, **common):
         from .hub import load_transformers_model
 
         super().__init__(**common)
@@ -213,7 +213,7 @@ class VitEncoder(FaceEncoder):
         self.model, self.processor, self.config_source = load_transformers_model(
             model_id, self.random_init, offline_config=("ViTConfig", {"num_labels": 7}),
             offline_processor=("ViTImageProcessor", {}), processor="AutoImageProcessor", seed=self.seed,
-            auto_model="AutoModelForImageClassification")
+            auto_model="AutoModelForImageClassification", config=config)
         if self.model.config.model_type != "vit":
             raise ValueError(f"{model_id}: only ViT classifiers are supported, not {self.model.config.model_type}")
         self.model.to(self.device)

@@ -8,6 +8,8 @@ checkpoints ARE their architecture (same compute as the real model); the preproc
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..errors import HubUnavailableError
@@ -45,7 +47,9 @@ def load_transformers_model(model_id: str, random_init: bool = False, offline_co
     model_cls = getattr(tf, auto_model)
     if config is not None:  # random weights: a control with the same architecture and compute
         torch.manual_seed(seed)
-        model = model_cls.from_config(config)
+        # a copy: the model keeps its config, and encoders adjust it (e.g. a video model's num_frames);
+        # the caller's object (one tiny config shared by several encoders in the tests) must not change
+        model = model_cls.from_config(copy.deepcopy(config))
     else:
         try:
             model = model_cls.from_pretrained(model_id)

@@ -204,8 +204,9 @@ def frame_counts(store: EmbeddingStore) -> pd.DataFrame:
 
 
 def au_means_table(csv_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """The per-clip AU means CSV as (table of key, source, vector; clip ids the source flags as
-    duplicate rows). Rows that are not RAVDESS names are reported and left out."""
+    """The per-clip AU means CSV as (table of key, source, vector, problem; clip ids the source flags as
+    duplicate rows). A row whose clip_id is not a RAVDESS name keeps its clip_id as key, has no vector
+    and says why in `problem`: au_means_loader raises it, so the store records it as a failure."""
     table = pd.read_csv(csv_path)
     means = [c + "_mean" for c in AU_COLUMNS]
     missing = [c for c in ["clip_id", *means] if c not in table.columns]
@@ -213,13 +214,26 @@ def au_means_table(csv_path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         raise UserError(f"{csv_path}: not a per-clip AU means file (missing {', '.join(missing[:4])})")
     rows = []
     for i, row in enumerate(table.itertuples(index=False)):
+        source = f"{Path(csv_path).name}#{i + 2}"
         try:
             key = parse_name(row.clip_id).clip
         except ValueError as err:
-            print(f"[openface] skipped row {i + 2} of {Path(csv_path).name}: {err}")
+            rows.append({"key": str(row.clip_id), "source": source, "vector": None, "problem": str(err)})
             continue
-        rows.append({"key": key, "source": f"{Path(csv_path).name}#{i + 2}",
+        rows.append({"key": key, "source": source, "problem": None,
                      "vector": np.array([getattr(row, m) for m in means], dtype=np.float32)})
     flagged = (table.loc[table.duplicate_of_other_row == 1, "clip_id"].tolist()
                if "duplicate_of_other_row" in table.columns else [])
-    return pd.DataFrame(rows, columns=["key", "source", "vector"]), flagged
+    return pd.DataFrame(rows, columns=["key", "source", "vector", "problem"]), flagged
+
+
+def au_means_loader(table: pd.DataFrame):
+    """load(source) for run_extraction over an au_means_table: the row's vector, or BadMediaError."""
+    rows = table.set_index("source")
+
+    def load(source):
+        problem = rows.at[source, "problem"]
+        if isinstance(problem, str):  # pandas holds "no problem" as NaN
+            raise BadMediaError(f"{source}: {problem}")
+        return rows.at[source, "vector"]
+    return load

@@ -352,7 +352,7 @@ def whisper_ct2_dir() -> Path:
 
 
 @register("whisper-tiny.en-ct2", modality="audio", input=WAVEFORM, weights=PRETRAINED, sample_rate=RATE,
-          objective="speech recognition (Whisper tiny.en)")
+          objective="speech recognition (Whisper tiny.en)", in_groups=False)  # = whisper-tiny.en-30s, last layer
 class WhisperCT2Encoder(Encoder):
     """Final encoder layer of Whisper tiny.en run by CTranslate2, which exposes no other layer."""
 
