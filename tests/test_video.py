@@ -1,9 +1,10 @@
-"""Video decoding (emoprobe/video.py) and video encoders (emoprobe/video_encoders.py).
+"""Video decoding (emoprobe/media/video.py) and video encoders (emoprobe/encoders/video.py).
 
 The decoding tests use a small H.264 mp4 written here with PyAV: 40 frames at 30000/1001 fps whose
 left half is pure red (checks RGB order) and whose right half is a grey level 10 + 6 * frame index
-(checks which frames were kept). Encoders are tiny random TimeSformer / VideoMAE models saved to a
-temporary folder, so no model hub is touched. Real RAVDESS clips are used when ../shared/data is there.
+(checks which frames were kept). Encoders are the registered random-init twins built from tiny
+TimeSformer / VideoMAE configs (`config=`), so no model hub is touched. Real RAVDESS clips are used
+when ../shared/data is there.
 """
 
 from fractions import Fraction
@@ -14,15 +15,22 @@ import pytest
 import soundfile as sf
 import torch
 
-from emoprobe import paths
-from emoprobe.audio import BadMediaError, load_audio
-from emoprobe.video import decode_frames, decode_views, output_size, sample_indices
-from emoprobe.video_encoders import VideoEncoder, frame_permutation
+from emoprobe.encoders import get_encoder
+from emoprobe.encoders.video import VideoEncoder, frame_permutation
+from emoprobe.media import BadMediaError
+from emoprobe.media.audio import load_audio
+from emoprobe.media.video import decode_frames, decode_views, output_size, sample_indices
 
 N, W, H = 40, 64, 48
 RATE = Fraction(30000, 1001)
-REAL_MP4S = sorted(paths.SHARED_RAVDESS.glob("Actor_*/01-*.mp4")) if paths.SHARED_RAVDESS.exists() else []
-needs_real = pytest.mark.skipif(not REAL_MP4S, reason="needs the RAVDESS mp4s in ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def real_mp4s(real_ravdess):
+    mp4s = sorted(real_ravdess.glob("Actor_*/01-*.mp4"))
+    if not mp4s:
+        pytest.skip("needs the RAVDESS mp4s in ../shared/data")
+    return mp4s
 
 
 def grey(index):
@@ -133,9 +141,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path, mp4, faststart_mp4):
             decode_frames(path, 8)
 
 
-@needs_real
-def test_real_ravdess_clips():
-    for path in REAL_MP4S:
+def test_real_ravdess_clips(real_mp4s):
+    for path in real_mp4s:
         clip = decode_frames(path, 8, size=224)
         assert 95 <= clip.n_total_frames <= 130, path.name
         assert clip.fps == pytest.approx(30000 / 1001) and (clip.width, clip.height) == (1280, 720)
@@ -145,12 +152,11 @@ def test_real_ravdess_clips():
         assert clip.timestamps[-1] < clip.n_total_frames / clip.fps
 
 
-@needs_real
-def test_mp4_audio_matches_the_audio_only_file():
+def test_mp4_audio_matches_the_audio_only_file(real_mp4s):
     """The mp4's AAC track is the same recording as the 03- FLAC, once the AAC delay is removed."""
     from scipy.signal import correlate
 
-    for path in REAL_MP4S:
+    for path in real_mp4s:
         flac = path.with_name("03" + path.name[2:]).with_suffix(".flac")
         if not flac.exists():
             continue
@@ -162,21 +168,19 @@ def test_mp4_audio_matches_the_audio_only_file():
 
 
 # ---------------------------------------------------------------------------------------------
-# encoders: tiny random models of the real classes, saved locally (no hub)
+# encoders: the registered random twins, built from tiny configs of the real classes (no hub)
 # ---------------------------------------------------------------------------------------------
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
             image_size=32, patch_size=16, num_frames=4)
 
 
-@pytest.fixture(scope="module", params=["timesformer", "videomae"])
-def model_dir(request, tmp_path_factory):
+@pytest.fixture(scope="module", params=["timesformer-k400", "videomae-k400"])
+def model(request):
+    """(registered name, a tiny config of its class): one config object shared by every encoder built."""
     import transformers as tf
 
-    folder = tmp_path_factory.mktemp(f"tiny-{request.param}")
-    config = tf.TimesformerConfig(**TINY) if request.param == "timesformer" else tf.VideoMAEConfig(**TINY)
-    config.save_pretrained(folder)
-    tf.VideoMAEImageProcessor(image_mean=[0.45] * 3, image_std=[0.225] * 3).save_pretrained(folder)
-    return folder
+    config = tf.TimesformerConfig(**TINY) if "timesformer" in request.param else tf.VideoMAEConfig(**TINY)
+    return request.param, config
 
 
 def _clips(n=2, frames=4, seed=0):
@@ -184,16 +188,21 @@ def _clips(n=2, frames=4, seed=0):
     return [rng.integers(0, 256, (frames, 40, 56, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def _encoder(model_dir, **kw):
-    encoder = VideoEncoder(str(model_dir), random_init=True, **kw)
+def _twin(model, **kw) -> VideoEncoder:
+    name, config = model
+    return get_encoder(name, random_init=True, config=config, **kw)
+
+
+def _encoder(model, **kw):
+    encoder = _twin(model, **kw)
     if encoder.kind == "timesformer":  # random init leaves time embeddings at 0; a trained model's are not
         torch.manual_seed(1)
         encoder.model.embeddings.time_embeddings.data.normal_(0, 1)
     return encoder
 
 
-def test_encoder_shapes_for_every_pooling(model_dir):
-    encoder = _encoder(model_dir, batch_size=2)
+def test_encoder_shapes_for_every_pooling(model):
+    encoder = _encoder(model, batch_size=2)
     layers, t = TINY["num_hidden_layers"] + 1, 4 if encoder.kind == "timesformer" else 2  # tubelets of 2
     out = encoder.encode(_clips())
     assert len(out) == 2
@@ -205,12 +214,15 @@ def test_encoder_shapes_for_every_pooling(model_dir):
     single = encoder.encode(_clips()[1:])[0]
     for key in out[1]:
         np.testing.assert_allclose(out[1][key], single[key], atol=1e-5)  # batching changes nothing
-    assert encoder.meta()["frames"] == 4 and encoder.name.endswith("-randinit")
+    assert encoder.meta()["frames"] == 4 and encoder.name == f"{model[0]}-randinit"
+    assert encoder.meta()["config_source"] == "config given by the caller"
+    facts = encoder.facts()
+    assert facts["weights"] == "random control" and facts["twin_of"] == model[0] and facts["n_layers"] == layers
 
 
-def test_sequence_follows_the_frames(model_dir):
+def test_sequence_follows_the_frames(model):
     """Changing one frame changes only its own temporal position at the embedding layer."""
-    encoder = _encoder(model_dir)
+    encoder = _encoder(model)
     clip = _clips(1)[0]
     changed = clip.copy()
     changed[3] = 255 - changed[3]
@@ -219,42 +231,44 @@ def test_sequence_follows_the_frames(model_dir):
     assert moved.tolist() == ([False, False, False, True] if encoder.kind == "timesformer" else [False, True])
 
 
-def test_frame_order(model_dir):
+def test_frame_order(model):
     clips = _clips()
-    original = _encoder(model_dir).encode(clips)
-    reversed_ = _encoder(model_dir, frame_order="reversed")
-    assert reversed_.name.endswith("-randinit-reversed")
+    original = _encoder(model).encode(clips)
+    reversed_ = _encoder(model, frame_order="reversed")
+    assert reversed_.name == f"{model[0]}-reversed-randinit"  # the twin suffix always comes last
+    assert reversed_.facts()["twin_of"] == f"{model[0]}-reversed" and reversed_.facts()["variant"] == "-reversed"
     twice = reversed_.encode([c[::-1] for c in clips])  # reversed twice = the original order
     for key in original[0]:
         np.testing.assert_allclose(original[0][key], twice[0][key], atol=1e-5)
-    shuffled = _encoder(model_dir, frame_order="shuffled").encode(clips)
+    shuffled = _encoder(model, frame_order="shuffled").encode(clips)
     # order is used (tiny random weights attend almost uniformly: a small but real change; an
     # order-blind model differs by ~1e-8, see the next test)
     assert np.abs(shuffled[0]["mean"][-1] - original[0]["mean"][-1]).max() > 1e-4
 
 
-def test_random_init_timesformer_is_blind_to_order(model_dir):
+def test_random_init_timesformer_is_blind_to_order(model):
     """Documented: random-init TimeSformer has zero time embeddings, so it cannot see frame order."""
-    if "timesformer" not in model_dir.name:
+    if "timesformer" not in model[0]:
         pytest.skip("TimeSformer only")
     clips = _clips(1)
-    plain = VideoEncoder(str(model_dir), random_init=True)
-    shuffled = VideoEncoder(str(model_dir), random_init=True, frame_order="shuffled")
+    plain = _twin(model)
+    shuffled = _twin(model, frame_order="shuffled")
     a, b = plain.encode(clips)[0], shuffled.encode(clips)[0]
     np.testing.assert_allclose(a["mean"], b["mean"], atol=1e-5)
     np.testing.assert_allclose(a["sequence"][:, shuffled.permutation], b["sequence"], atol=1e-5)
 
 
-def test_frame_counts_are_checked(model_dir):
-    encoder = _encoder(model_dir)
+def test_frame_counts_are_checked(model):
+    encoder = _encoder(model)
     with pytest.raises(ValueError, match="takes 4 frames"):
         encoder.encode(_clips(1, frames=6))
     if encoder.kind == "timesformer":  # interpolated time embeddings: any count, named in the store
-        eight = VideoEncoder(str(model_dir), random_init=True, n_frames=8)
-        assert eight.name.endswith("-8f-randinit") and eight.encode(_clips(1, 8))[0]["sequence"].shape[1] == 8
+        eight = _twin(model, n_frames=8)
+        assert eight.name == "timesformer-k400-8f-randinit" and eight.encode(_clips(1, 8))[0]["sequence"].shape[1] == 8
+        assert model[1].num_frames == 4 and _twin(model).n_frames == 4  # the caller's config is left as it was
     else:
         with pytest.raises(ValueError, match="exactly 4 frames"):
-            VideoEncoder(str(model_dir), random_init=True, n_frames=8)
+            _twin(model, n_frames=8)
 
 
 def test_shuffle_is_fixed_and_not_trivial():

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingPackageError
+
 THREADS = 1  # onnxruntime threads per session: extraction shares 2 busy cores, one op thread each is fastest
 
 
@@ -15,7 +17,7 @@ def package_file(package: str, *parts: str) -> Path:
     """A data file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ImportError(f"package {package!r} is not installed (see requirements.txt)")
+        raise MissingPackageError(f"package {package!r} is not installed (see requirements.txt)")
     path = Path(spec.origin).parent.joinpath(*parts)
     if not path.exists():
         raise FileNotFoundError(f"{path}: not in the installed {package} (wrong version?)")

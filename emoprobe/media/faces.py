@@ -148,6 +148,8 @@ def write_detections(csv_path, rows: dict[str, dict], n_frames: int) -> None:
     """Per-clip detection counts (rows: clip key -> detection_row); rows of clips not in this run are kept."""
     import fcntl
 
+    from ..store.store import atomic_write_text
+
     csv_path = Path(csv_path)
     new = pd.DataFrame([{"key": key, "n_frames": n_frames, **row} for key, row in rows.items()])
     csv_path.parent.mkdir(parents=True, exist_ok=True)
