@@ -27,6 +27,9 @@ def main(argv=None):
     p.add_argument("--channel", default=CHANNEL, choices=["speech", "song", "all"])
     p.add_argument("--no-sequences", dest="sequences", action="store_false",
                    help="do not keep per-window sequences (saves disk)")
+    p.add_argument("--first-seconds", type=float, metavar="S",
+                   help="embed only each clip's first S seconds, into stores named <encoder>-firstSs (the "
+                   "clip-duration experiment, experiments/duration.py)")
     p.add_argument("--list", action="store_true", help="list the audio encoders and exit")
     args = p.parse_args(argv)
     if args.list:
@@ -37,14 +40,16 @@ def main(argv=None):
     not_run = []
     for name in names:
         try:
-            encoder = encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device, sequences=args.sequences,
-                                           batch_size=args.batch_size, precision=args.precision)
+            encoder = encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device,
+                                           sequences=args.sequences, batch_size=args.batch_size,
+                                           precision=args.precision, first_seconds=args.first_seconds)
         except HubUnavailableError as err:  # offline: the other encoders still run
             print(f"[audio/{name}] not run: {err}")
             not_run.append(name)
             continue
         rate = encoder.card.sample_rate
-        run_extraction(clips, [encoder], load=lambda path: load_audio(path, rate), root=args.embeddings_dir,
+        keep = int(args.first_seconds * rate) if args.first_seconds else None  # samples fed (None: all)
+        run_extraction(clips, [encoder], load=lambda path: load_audio(path, rate)[:keep], root=args.embeddings_dir,
                        meta={"data_root": config.relative(config.data_root(args.data_root)), "channel": args.channel,
                              "packages": ["transformers", "torchaudio", "soundfile"]},
                        batch_size=args.batch_size, sort_column="seconds", shard=args.shard)

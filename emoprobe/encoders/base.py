@@ -78,13 +78,15 @@ class Encoder:
     n_layers: int | None = None  # layered encoders: hidden states kept (embedding output + blocks)
 
     def __init__(self, random_init: bool = False, device: str = "cpu", sequences: bool = True,
-                 batch_size: int = 1, precision: str = "fp32", seed: int = 0):
+                 batch_size: int = 1, precision: str = "fp32", seed: int = 0, first_seconds: float | None = None):
         self.random_init, self.device, self.sequences = random_init, device, sequences
         self.batch_size, self.precision, self.seed = batch_size, precision, seed
+        self.first_seconds = first_seconds  # set: the extractor feeds only each clip's first seconds
 
     @property
     def name(self) -> str:
-        return self.card.name + self.variant + (RANDOM_SUFFIX if self.random_init else "")
+        cut = f"-first{self.first_seconds:g}s" if self.first_seconds else ""
+        return self.card.name + self.variant + cut + (RANDOM_SUFFIX if self.random_init else "")
 
     def encode(self, inputs: list) -> list[dict[str, np.ndarray]]:
         raise NotImplementedError
@@ -101,7 +103,8 @@ class Encoder:
                 "twin_of": self.card.name + self.variant if self.random_init else None,
                 "layered": self.card.layered, "n_layers": self.n_layers,
                 "default_pooling": self.card.default_pooling, "sample_rate": self.card.sample_rate,
-                "variant": self.variant or None, "precision": self.precision}
+                "variant": self.variant or None, "precision": self.precision, "first_seconds": self.first_seconds,
+                "base_name": self.card.name + self.variant + (RANDOM_SUFFIX if self.random_init else "")}
 
 
 @dataclass(frozen=True)
