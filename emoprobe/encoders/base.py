@@ -74,13 +74,17 @@ class Encoder:
     """Base class. Subclasses implement encode() and meta(); get_encoder() sets `card`."""
 
     card: EncoderCard
+    bf16 = False  # True: encode() runs its model under self.autocast(), so precision="bf16" takes effect
     variant = ""  # appended to the name when an option changes the representation (e.g. "-16f")
     n_layers: int | None = None  # layered encoders: hidden states kept (embedding output + blocks)
 
     def __init__(self, random_init: bool = False, device: str = "cpu", sequences: bool = True,
                  batch_size: int = 1, precision: str = "fp32", seed: int = 0, first_seconds: float | None = None):
         self.random_init, self.device, self.sequences = random_init, device, sequences
-        self.batch_size, self.precision, self.seed = batch_size, precision, seed
+        if precision not in ("fp32", "bf16"):
+            raise UserError(f"precision {precision!r}: use fp32 or bf16")
+        self.batch_size, self.seed = batch_size, seed
+        self.precision = precision if self.bf16 else "fp32"  # encoders without a bf16 path run (and say) fp32
         self.first_seconds = first_seconds  # set: the extractor feeds only each clip's first seconds
 
     @property
@@ -90,6 +94,12 @@ class Encoder:
 
     def encode(self, inputs: list) -> list[dict[str, np.ndarray]]:
         raise NotImplementedError
+
+    def autocast(self):
+        """bf16 autocast on the encoder's device when precision is bf16, else nothing."""
+        import torch
+
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def meta(self) -> dict:
         """Provenance specific to this encoder (model id, revision, preprocessing, pooling...)."""

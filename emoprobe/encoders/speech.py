@@ -40,6 +40,7 @@ _SPEECH = dict(modality="audio", input=WAVEFORM, weights=PRETRAINED, needs_hub=T
 class TransformersEncoder(Encoder):
     """Every hidden layer of a transformers speech model, pooled over the frames that hold audio."""
 
+    bf16 = True
     def __init__(self, model_id: str, offline_config=None, offline_processor=None, config=None, **common):
         super().__init__(**common)
         self.model_id = model_id
@@ -60,7 +61,8 @@ class TransformersEncoder(Encoder):
             return self._encode_ctc(waves, lengths)
         features = self.extractor(waves, sampling_rate=RATE, return_tensors="pt")
         key = "input_features" if self.kind == "whisper" else "input_values"
-        states = self.model(features[key].to(self.device), output_hidden_states=True).hidden_states
+        with self.autocast():
+            states = self.model(features[key].to(self.device), output_hidden_states=True).hidden_states
         hidden = torch.stack(states, 1).float().cpu().numpy()  # (B, layers, tokens, D)
         if self.kind == "whisper":  # 50 encoder frames/s over a 30 s window: keep the real audio
             return [pool(h[:, :min(h.shape[1], math.ceil(n / 320))], 50.0, self.sequences)
@@ -73,8 +75,9 @@ class TransformersEncoder(Encoder):
         inputs = self.extractor(waves, sampling_rate=RATE, return_tensors="pt", padding=True,
                                 return_attention_mask=use_mask)
         kwargs = {"attention_mask": inputs["attention_mask"].to(self.device)} if use_mask else {}
-        states = self.model(inputs["input_values"].to(self.device), output_hidden_states=True,
-                            **kwargs).hidden_states
+        with self.autocast():
+            states = self.model(inputs["input_values"].to(self.device), output_hidden_states=True,
+                                **kwargs).hidden_states
         hidden = torch.stack(states, 1).float().cpu().numpy()
         frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
         return [pool(h[:, :t], RATE / 320, self.sequences) for h, t in zip(hidden, frames)]

@@ -20,8 +20,6 @@ the original VideoMAE transforms; VideoMAEImageProcessor's own defaults, 0.5 / 0
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
@@ -63,6 +61,7 @@ _VIDEO = dict(modality="video", input=FRAMES, weights=PRETRAINED, needs_hub=True
 class VideoEncoder(Encoder):
     """Every hidden layer of a transformers video model (TimeSformer, VideoMAE and compatible)."""
 
+    bf16 = True
     def __init__(self, model_id: str, offline_config=None, offline_processor=None, frame_order: str = "original",
                  n_frames: int | None = None, config=None, **common):
         super().__init__(**common)
@@ -103,9 +102,7 @@ class VideoEncoder(Encoder):
         s = self.image_size
         inputs = self.processor([list(frames[self.permutation]) for frames in clips], return_tensors="pt",
                                 size={"shortest_edge": s}, crop_size={"height": s, "width": s})
-        autocast = (torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
-                    if self.precision == "bf16" else contextlib.nullcontext())
-        with autocast:
+        with self.autocast():
             states = self.model(inputs["pixel_values"].to(self.device), output_hidden_states=True).hidden_states
         hidden = torch.stack(states, 1).float().cpu().numpy()  # (B, layers, tokens, D)
         return [self._pool(h) for h in hidden]

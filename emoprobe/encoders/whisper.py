@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingPackageError
+from ..errors import MissingPackageError, UserError
 from .base import PRETRAINED, SEQUENCE_WINDOW_S, WAVEFORM, Encoder, pool, register
 
 RATE = 16000  # Whisper's input sample rate
@@ -41,7 +41,6 @@ CONTEXTS = ("clip", "30s")
 # "30s": pad the log-mel to 30 s as in Whisper's training, pool the frames covering the audio.
 # The default gets no store-name suffix, the other "-<context>"; flip it here once UA is measured.
 DEFAULT_CONTEXT = "clip"
-PRECISIONS = ("fp32", "bf16")  # bf16: the forward under torch.autocast (weights stay fp32)
 CT2_BINARY_VERSION = 6  # the model.bin layout read here (ctranslate2 4.x writes version 6)
 # ctranslate2's DataType enum (include/ctranslate2/types.h); 5 = bfloat16 has no numpy dtype.
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -254,15 +253,16 @@ class WhisperPortEncoder(Encoder):
     clip to 30 s, so a batch is one forward; both pool only the encoder frames covering the audio.
     """
 
+    bf16 = True
+
     def __init__(self, model: str = "tiny.en", context: str = DEFAULT_CONTEXT, **common):
         import torch
         from transformers import WhisperFeatureExtractor
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
         super().__init__(**common)
-        if context not in CONTEXTS or self.precision not in PRECISIONS:
-            raise ValueError(f"context {context!r} not in {CONTEXTS} or precision {self.precision!r} "
-                             f"not in {PRECISIONS}")
+        if context not in CONTEXTS:
+            raise UserError(f"context {context!r}: use one of {', '.join(CONTEXTS)}")
         self.spec, self.context = MODELS[model], context
         self.variant = "" if context == DEFAULT_CONTEXT else f"-{context}"
         torch.manual_seed(self.seed)  # the random twin's weights; overwritten when the real ones load
@@ -280,8 +280,7 @@ class WhisperPortEncoder(Encoder):
         # clip's own maximum, not on the padding); "clip" then keeps the frames covering the audio.
         mel = self.extractor(waves, sampling_rate=RATE, return_tensors="pt")["input_features"].to(self.device)
         frames = [encoder_frames(len(w)) for w in waves]
-        with torch.inference_mode(), torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
-                                                    enabled=self.precision == "bf16"):
+        with torch.inference_mode(), self.autocast():
             if self.context == "30s":
                 states = [h[:, :n] for h, n in zip(whisper_hidden_states(self.model, mel), frames)]
             else:  # 2 mel frames per encoder frame: an odd count is rounded up with one padding frame
