@@ -1,0 +1,85 @@
+"""Probes trained on one set of clips and tested on another: across channels (speech -> song),
+corpora, speaker groups, or clip lengths (whole clips -> their first seconds).
+
+The probe is the grid's linear probe (linear.linear_probe): features z-scored and rotated on the
+training rows only, C and, for a layered encoder, the layer chosen by speaker-grouped inner CV on the
+training rows. When the two sides share speakers (RAVDESS speech and song: the same 24 actors), the
+test speakers of each fold are held out of training, so no test speaker is ever trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+from ..data import folds as folds_mod
+from .linear import INNER_FOLDS, inner_splits, linear_probe
+from .solver import rotate
+
+MIN_TRAIN_SPEAKERS = INNER_FOLDS + 1  # the inner CV needs INNER_FOLDS speaker groups to choose C
+
+
+def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.ndarray, X_test: np.ndarray,
+                n_classes: int) -> tuple[np.ndarray, dict]:
+    """Train on (X_train, y_train: class indices), predict X_test; X is (n, D) or (n, layers, D).
+    Returns (predicted class indices, {layer, C, inner_ua} as chosen on the training rows)."""
+    X = np.concatenate([X_train, X_test])
+    X = X[:, None] if X.ndim == 2 else X
+    train, test = np.arange(len(X_train)), np.arange(len(X_train), len(X))
+    y = np.concatenate([y_train, np.zeros(len(X_test), dtype=int)])  # test labels are never read
+    speakers = np.concatenate([speakers_train, np.full(len(X_test), -1, dtype=object)]).astype(str)
+    blocks = [rotate(X[:, layer], train) for layer in range(X.shape[1])]
+    fit = linear_probe(blocks, y, n_classes, train, test, inner_splits(speakers, train))
+    layer = fit.best_layer
+    return fit.pred[layer], {"layer": layer if X.shape[1] > 1 else None, "C": float(fit.C[layer]),
+                             "inner_ua": float(fit.best_inner_ua[layer])}
+
+
+def scores(y_true, y_pred, classes: list[str]) -> dict:
+    """UA (headline), WA, macro-F1 and recall per class, over the classes present in y_true."""
+    present = sorted(set(y_true))
+    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    return {"ua": balanced_accuracy_score(y_true, y_pred), "wa": accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
+            **{f"recall_{classes[c]}": r for c, r in zip(present, recalls)}}
+
+
+def speaker_folds(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list]:
+    """Test speakers per fold: the test side's folds when the two sides share a speaker, else one
+    fold holding every test speaker (nothing to hold out)."""
+    if set(train.speaker) & set(test.speaker):
+        return folds_mod.load_folds(test)
+    return {"all": sorted(set(test.speaker))}
+
+
+def transfer(train: pd.DataFrame, test: pd.DataFrame, X_train: np.ndarray, X_test: np.ndarray,
+             classes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Train on `train` rows, test on `test` rows (clips tables aligned with X_train / X_test; their
+    `label` columns hold names in `classes`), fold by fold (speaker_folds).
+
+    Returns (per-clip predictions: key, fold, y_true, y_pred as class indices; the pooled scores with
+    the folds' UA mean and std, n_train as the mean over folds, and what inner CV chose per fold)."""
+    index = {c: i for i, c in enumerate(classes)}
+    y_train, y_test = train.label.map(index).to_numpy(int), test.label.map(index).to_numpy(int)
+    rows, fold_ua, chosen, n_train = [], [], [], []
+    for fold, test_speakers in speaker_folds(train, test).items():
+        fit_rows = np.flatnonzero(~train.speaker.isin(test_speakers))
+        test_rows = np.flatnonzero(test.speaker.isin(test_speakers))
+        if len(test_rows) == 0 or train.speaker.iloc[fit_rows].nunique() < MIN_TRAIN_SPEAKERS:
+            continue
+        pred, info = fit_predict(X_train[fit_rows], y_train[fit_rows], train.speaker.to_numpy()[fit_rows],
+                                 X_test[test_rows], len(classes))
+        rows.append(pd.DataFrame({"key": test.key.to_numpy()[test_rows], "fold": fold,
+                                  "y_true": y_test[test_rows], "y_pred": pred}))
+        fold_ua.append(balanced_accuracy_score(y_test[test_rows], pred))
+        chosen.append({"fold": fold, **info})
+        n_train.append(len(fit_rows))
+    if not rows:
+        return pd.DataFrame(columns=["key", "fold", "y_true", "y_pred"]), {}
+    preds = pd.concat(rows, ignore_index=True)
+    summary = {**scores(preds.y_true, preds.y_pred, classes), "ua_fold_mean": float(np.mean(fold_ua)),
+               "ua_fold_std": float(np.std(fold_ua, ddof=1)) if len(fold_ua) > 1 else np.nan,
+               "n_folds": len(fold_ua), "n_train": int(np.mean(n_train)), "n_test": len(preds),
+               "layers": " ".join("-" if c["layer"] is None else str(c["layer"]) for c in chosen)}
+    return preds, summary

@@ -1,0 +1,92 @@
+"""Train probes on one corpus (or channel, or speaker group) and test them on another.
+
+    python experiments/transfer.py --train ../shared/data/ravdess --test ../shared/data/ravdess \\
+        --train-channel speech --test-channel song          # RAVDESS speech -> song (same 24 actors)
+    python experiments/transfer.py --train ravdess.jsonl --test cremad.jsonl --label-map ANG=angry ...
+
+A and B are each a RAVDESS folder (with --train-channel / --test-channel) or a manifest. Both must
+have been embedded into the same stores first (extract_audio.py --data-root A, then --data-root B;
+keys must not collide). Every complete store's default pooling is probed (or --features): trained on
+A, tested on B on the labels both share; when A and B share speakers, fold by fold with each fold's
+test speakers held out of training. Beside it, the within-corpus UA of B on the same labels (B's own
+speaker-disjoint folds). Rows go to results/transfer.csv (rows of the same train/test pair replaced).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from emoprobe import cli, config
+from emoprobe.data import clips as clip_table
+from emoprobe.errors import UserError
+from emoprobe.probes.transfer import transfer
+from emoprobe.store.store import available_stores
+
+CHANNEL = "speech"  # RAVDESS folders: the channel read unless --train-channel / --test-channel say otherwise
+WEIGHTS_LEFT_OUT = ("random control",)  # controls are probed in the grid, not transferred
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, data=False)
+    p.add_argument("--train", required=True, metavar="A", help="RAVDESS folder or manifest to train on")
+    p.add_argument("--test", required=True, metavar="B", help="RAVDESS folder or manifest to test on")
+    p.add_argument("--train-channel", default=CHANNEL, choices=["speech", "song", "all"])
+    p.add_argument("--test-channel", default=CHANNEL, choices=["speech", "song", "all"])
+    p.add_argument("--features", nargs="*", help="only stores whose 'modality/name' contains one of these")
+    p.add_argument("--label-map", nargs="*", default=[], metavar="FROM=TO",
+                   help="rename labels (in both corpora) before matching them, e.g. ANG=angry")
+    p.add_argument("--out", help="results CSV (default: results/transfer.csv)")
+    args = p.parse_args(argv)
+
+    renames = dict(item.split("=", 1) for item in args.label_map if "=" in item)
+    if len(renames) != len(args.label_map):
+        raise UserError("--label-map takes FROM=TO pairs")
+    sides = {}
+    for side, root, channel in (("train", args.train, args.train_channel), ("test", args.test, args.test_channel)):
+        clips = clip_table.load(root, None if channel == "all" else channel, verbose=False)
+        clips["label"] = clips.label.astype(str).replace(renames)
+        sides[side] = (f"{clip_table.data_label(root)}" + (f" ({channel})" if "channel" in clips else ""), clips)
+    (train_name, train), (test_name, test) = sides["train"], sides["test"]
+    classes = [c for c in dict.fromkeys(train.label) if c in set(test.label)]
+    if len(classes) < 2:
+        raise UserError(f"{train_name} and {test_name} share {len(classes)} label(s) ({', '.join(classes)}); "
+                        "map their names with --label-map")
+    train, test = (c[c.label.isin(classes)].reset_index(drop=True) for c in (train, test))
+    print(f"{train_name} -> {test_name}: {len(train)} / {len(test)} clips on {len(classes)} shared labels "
+          f"({', '.join(classes)})")
+
+    rows = []
+    for store in available_stores(args.embeddings_dir):
+        meta = store.meta()
+        if (args.features and not any(f in store.id for f in args.features)) or meta.get("weights") in WEIGHTS_LEFT_OUT:
+            continue
+        keys, X = store.load(meta.get("default_pooling", "mean"))
+        row_of = {k: i for i, k in enumerate(keys)}
+        a, b = (c[c.key.isin(row_of)].reset_index(drop=True) for c in (train, test))
+        if len(b) == 0 or len(a) == 0:
+            print(f"  {store.id}: left out, it holds no clips of {test_name if len(b) == 0 else train_name} "
+                  "(extract them with --data-root pointing at it)")
+            continue
+        Xa, Xb = X[[row_of[k] for k in a.key]], X[[row_of[k] for k in b.key]]
+        _, across = transfer(a, b, Xa, Xb, classes)
+        _, within = transfer(b, b, Xb, Xb, classes)
+        if not across:
+            print(f"  {store.id}: left out, too few training speakers")
+            continue
+        rows.append({"train": train_name, "test": test_name, "features": store.id, "probe": "linear",
+                     "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
+        print(f"  {store.id}: UA {100 * across['ua']:.1f} (within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
+    if not rows:
+        raise UserError("no store holds clips of both corpora: embed both with the same --embeddings-dir")
+    out = Path(args.out) if args.out else config.results_dir() / "transfer.csv"
+    table = pd.DataFrame(rows)
+    if out.exists():
+        old = pd.read_csv(out)
+        table = pd.concat([old[(old.train != train_name) | (old.test != test_name)], table], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.5f")
+    print(f"-> {config.relative(out)}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
