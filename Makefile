@@ -59,4 +59,5 @@ findings:  ## findings.md and research_questions.md from results/, then the note
 
 all: audio-offline audio-hub controls openface video face probes findings  ## everything (hub models need internet)
 
+offline: export HF_HUB_OFFLINE := 1  # no hub lookups at all (else each model retries the network first)
 offline: audio-offline controls openface face probes findings  ## what runs with no internet (the committed results)
