@@ -114,7 +114,9 @@ class Encoder:
                 "layered": self.card.layered, "n_layers": self.n_layers,
                 "default_pooling": self.card.default_pooling, "sample_rate": self.card.sample_rate,
                 "variant": self.variant or None, "precision": self.precision, "first_seconds": self.first_seconds,
-                "base_name": self.card.name + self.variant + (RANDOM_SUFFIX if self.random_init else "")}
+                "base_name": self.card.name + self.variant + (RANDOM_SUFFIX if self.random_init else ""),
+                # a member of fusions: the encoder as registered, whole clips, not a control or a reference copy
+                "base_set": not (self.random_init or self.variant or self.first_seconds) and self.card.in_groups}
 
 
 @dataclass(frozen=True)

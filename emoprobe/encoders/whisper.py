@@ -305,7 +305,7 @@ class WhisperPortEncoder(Encoder):
                   if self.context == "clip" else "30 s: log-mel padded to 3000 frames, all 1500 positions")
         architecture = ("d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim", "num_mel_bins",
                         "max_source_positions")
-        return {"model_id": self.spec.model_id, "weights": weights,
+        return {"model_id": self.spec.model_id, "weights_source": weights,
                 "architecture": {k: getattr(cfg, k) for k in architecture},
                 "transformers": transformers.__version__, "torch": torch.__version__,
                 "preprocessing": "WhisperFeatureExtractor: 16 kHz, 80 log-mel bins, n_fft 400, hop 160, "

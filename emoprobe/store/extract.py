@@ -85,7 +85,7 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
     out = {}
     for encoder in encoders:
         store = stores[encoder.name]
-        store_meta = {**encoder.facts(), **encoder.meta(), **run}
+        store_meta = {**encoder.meta(), **encoder.facts(), **run}  # the registered facts win over provenance
         if shard:
             write_shard_record(store, shard, store_meta)
             out[store.id] = store_meta
