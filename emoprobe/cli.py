@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import config
 from .errors import UserError
 
 
@@ -25,7 +26,9 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
     """An argument parser with the options its kind of script always has.
 
     data: --data-root (a RAVDESS folder or a manifest, else $RAVDESS_ROOT, else data/raw);
-    embeddings: --embeddings-dir; extraction: --limit, --shard, --device, --batch-size, --precision.
+    embeddings: --embeddings-dir; extraction: the extract scripts' options (--encoders, --random-init,
+    --channel, --limit, --shard, --device, --batch-size, --precision, --set, --list; the script sets
+    the default of --encoders with p.set_defaults(encoders=[...])).
     """
     p = _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if data:
@@ -44,6 +47,13 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
                 raise argparse.ArgumentTypeError(str(err)) from None
             return spec
 
+        p.add_argument("--encoders", nargs="+", metavar="NAME", help="registered names (a random-init twin is "
+                       "NAME-randinit) or groups: offline, hub, controls, all (see --list)")
+        p.add_argument("--random-init", action="store_true", help="the random-init twins of the encoders listed")
+        p.add_argument("--channel", default="speech", choices=["speech", "song", "all"],
+                       help="RAVDESS vocal channel (default: %(default)s)")
+        p.add_argument("--no-sequences", dest="sequences", action="store_false",
+                       help="do not keep per-window / per-frame sequences (saves disk)")
         p.add_argument("--limit", type=int, metavar="N", help="only the first N clips (a quick try)")
         p.add_argument("--shard", metavar="I/N", type=shard,
                        help="embed only shard I of N (from 0; 'auto' reads torchrun/SLURM variables), then run "
@@ -55,6 +65,7 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
                        help="bf16 autocast where the benchmark shows fidelity (default fp32)")
         p.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="KEY=VALUE",
                        help="an encoder option, e.g. --set context=30s (Whisper); repeatable")
+        p.add_argument("--list", action="store_true", help="list the registered encoders of this modality and exit")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
@@ -70,6 +81,40 @@ def _setting(text: str) -> tuple[str, object]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def extraction_plan(args, modality: str, input: str, source: str):
+    """What an extract script runs: None after printing the encoders (--list), else (encoder names,
+    the clips table with `source`: the file that feeds `source` ("audio" or "video"))."""
+    from . import encoders
+    from .data import clips
+
+    if args.list:
+        print(encoders.describe(modality=modality))
+        return None
+    names = encoders.expand(args.encoders, modality=modality, input=input)
+    table = clips.load(args.data_root, None if args.channel == "all" else args.channel, source, args.limit)
+    return names, table
+
+
+def build_encoder(name: str, args, **options):
+    """The encoder `name` with the script's options, or None (said in one line) when its pretrained
+    weights are on a model hub that cannot be reached: the other encoders still run."""
+    from . import encoders
+    from .errors import HubUnavailableError
+
+    try:
+        return encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device,
+                                    sequences=args.sequences, batch_size=args.batch_size,
+                                    precision=args.precision, **options)
+    except HubUnavailableError as err:
+        print(f"[{encoders.get_card(name).modality}/{name}] not run: {err}")
+        return None
+
+
+def data_label(args) -> str:
+    """The data root as store meta records it (relative to the repository)."""
+    return config.relative(config.data_root(args.data_root))
 
 
 def default_device() -> str:

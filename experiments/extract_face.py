@@ -12,39 +12,28 @@ the face models.
 
 from pathlib import Path
 
-from emoprobe import cli, config, encoders
-from emoprobe.data import clips as clip_table
-from emoprobe.errors import HubUnavailableError
+from emoprobe import cli, config
+from emoprobe.encoders import FACES
 from emoprobe.media import BadMediaError, faces
 from emoprobe.store.extract import run_extraction
 
 ENCODERS = ["offline"]  # FER-2013 mini-Xception and MediaPipe mesh: real weights, no hub
-CHANNEL = "speech"  # speech | song | all
 
 
 def main(argv=None):
     p = cli.parser(__doc__, extraction=True)
-    p.add_argument("--encoders", nargs="+", default=ENCODERS, metavar="NAME")
-    p.add_argument("--random-init", action="store_true", help="the random-init twins of the encoders listed")
+    p.set_defaults(encoders=ENCODERS)
     p.add_argument("--frames", type=int, default=faces.N_FRAMES, help="frames sampled per clip")
     p.add_argument("--detect-width", type=int, default=faces.DETECT_WIDTH, help="MTCNN runs on frames this wide")
-    p.add_argument("--channel", default=CHANNEL, choices=["speech", "song", "all"])
     p.add_argument("--detections-csv", help="per-clip detection counts (default: results/face_detection.csv)")
     p.add_argument("--contact-sheet", metavar="PNG", help=f"also draw the aligned crops of the first "
                    f"{faces.CONTACT_SHEET_ROWS} clips, one row per clip")
-    p.add_argument("--list", action="store_true", help="list the face encoders and exit")
     args = p.parse_args(argv)
-    if args.list:
-        return print(encoders.describe(modality="face"))
-    names = encoders.expand(args.encoders, modality="face", input=encoders.FACES)
-    clips = clip_table.load(args.data_root, None if args.channel == "all" else args.channel, "video", args.limit)
-    models = []
-    for name in names:
-        try:
-            models.append(encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device,
-                                               precision=args.precision))
-        except HubUnavailableError as err:
-            print(f"[face/{name}] not run: {err}")
+    plan = cli.extraction_plan(args, "face", FACES, "video")
+    if plan is None:
+        return
+    names, clips = plan
+    models = [m for m in (cli.build_encoder(name, args) for name in names) if m is not None]
     detector = faces.FaceDetector(args.detect_width, device=args.device)
     detections = {}
 
@@ -59,7 +48,7 @@ def main(argv=None):
 
     if models:
         run_extraction(clips, models, load, root=args.embeddings_dir, shard=args.shard,
-                       meta={"data_root": config.relative(config.data_root(args.data_root)), "channel": args.channel,
+                       meta={"data_root": cli.data_label(args), "channel": args.channel,
                              "source": "video-only mp4 (02-) if present, else audio-video mp4 (01-)",
                              "frames_sampled": args.frames, **detector.meta(),
                              "packages": ["facenet-pytorch", "mediapipe", "transformers", "av"]})
@@ -72,7 +61,7 @@ def main(argv=None):
         tracks = {}
         for row in clips.head(faces.CONTACT_SHEET_ROWS).itertuples():
             try:
-                tracks[f"{row.key}\n{row.emotion_name}"] = faces.load_face_track(row.source, detector, args.frames)
+                tracks[f"{row.key}\n{row.label}"] = faces.load_face_track(row.source, detector, args.frames)
             except BadMediaError as err:
                 print(f"  contact sheet: {row.key} left out: {err}")
         if tracks:

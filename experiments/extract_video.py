@@ -8,45 +8,34 @@ A clip's video is its video-only mp4 (02-) if present, else its audio-video mp4 
 clips already embedded; failures are recorded, not fatal. --list shows the video encoders.
 """
 
-from emoprobe import cli, config, encoders
-from emoprobe.data import clips as clip_table
+from emoprobe import cli
+from emoprobe.encoders import FRAMES
 from emoprobe.encoders.video import FRAME_ORDERS
-from emoprobe.errors import HubUnavailableError
 from emoprobe.media import video
 from emoprobe.store.extract import run_extraction
 
 ENCODERS = ["timesformer-k400"]  # the design card's video model
-CHANNEL = "speech"  # speech | song | all
 FRAME_ORDER = "original"  # reversed / shuffled feed the same frames in another order (research question 3)
 
 
 def main(argv=None):
     p = cli.parser(__doc__, extraction=True)
-    p.add_argument("--encoders", nargs="+", default=ENCODERS, metavar="NAME")
-    p.add_argument("--random-init", action="store_true", help="the random-init twins of the encoders listed")
+    p.set_defaults(encoders=ENCODERS)
     p.add_argument("--frames", type=int, help="frames per clip (default: the model's own, 8 or 16)")
     p.add_argument("--frame-order", default=FRAME_ORDER, choices=FRAME_ORDERS)
-    p.add_argument("--channel", default=CHANNEL, choices=["speech", "song", "all"])
-    p.add_argument("--no-sequences", dest="sequences", action="store_false",
-                   help="do not keep per-frame sequences (saves disk)")
-    p.add_argument("--list", action="store_true", help="list the video encoders and exit")
     args = p.parse_args(argv)
-    if args.list:
-        return print(encoders.describe(modality="video"))
-    names = encoders.expand(args.encoders, modality="video", input=encoders.FRAMES)
-    clips = clip_table.load(args.data_root, None if args.channel == "all" else args.channel, "video", args.limit)
+    plan = cli.extraction_plan(args, "video", FRAMES, "video")
+    if plan is None:
+        return
+    names, clips = plan
     for name in names:
-        try:
-            encoder = encoders.get_encoder(name, args.random_init, dict(args.settings), device=args.device, sequences=args.sequences,
-                                           batch_size=args.batch_size, precision=args.precision,
-                                           frame_order=args.frame_order, n_frames=args.frames)
-        except HubUnavailableError as err:
-            print(f"[video/{name}] not run: {err}")
+        encoder = cli.build_encoder(name, args, frame_order=args.frame_order, n_frames=args.frames)
+        if encoder is None:
             continue
         n, size = encoder.n_frames, encoder.decode_size
         run_extraction(clips, [encoder], load=lambda path: video.decode_frames(path, n, size).frames,
                        root=args.embeddings_dir, batch_size=args.batch_size, shard=args.shard,
-                       meta={"data_root": config.relative(config.data_root(args.data_root)), "channel": args.channel,
+                       meta={"data_root": cli.data_label(args), "channel": args.channel,
                              "source": "video-only mp4 (02-) if present, else audio-video mp4 (01-)",
                              "packages": ["transformers", "av"]})
 

@@ -53,27 +53,31 @@ def face_frames(label_index: int, n_frames: int) -> np.ndarray:
     return frames
 
 
-def write_mp4(path: Path, frames: np.ndarray, wave: np.ndarray | None = None) -> Path:
-    """H.264 video (+ AAC stereo audio at 48 kHz made from `wave`), like a RAVDESS audio-video clip."""
+def write_mp4(path: Path, frames: np.ndarray | None = None, audio: np.ndarray | None = None,
+              audio_rate: int = 48000) -> Path:
+    """An mp4 with H.264 video of `frames` ((n, H, W, 3) uint8 RGB) and/or AAC audio of `audio`
+    ((samples, channels) float32 at audio_rate), like a RAVDESS audio-video clip; None leaves a stream out."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:  # every stream is added before the first packet is muxed
-        vs = out.add_stream("libx264", rate=VIDEO_RATE)
-        vs.height, vs.width = frames.shape[1:3]
-        vs.pix_fmt = "yuv420p"
-        aus = out.add_stream("aac", rate=48000) if wave is not None else None
         packets = []
-        for frame in frames:
-            packets += vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
-        packets += vs.encode()
+        vs = out.add_stream("libx264", rate=VIDEO_RATE) if frames is not None else None
+        aus = out.add_stream("aac", rate=audio_rate) if audio is not None else None
+        if vs is not None:
+            vs.height, vs.width = frames.shape[1:3]
+            vs.pix_fmt = "yuv420p"
+            for frame in frames:
+                packets += vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            packets += vs.encode()
         if aus is not None:
-            aus.layout = "stereo"
-            stereo = np.repeat(np.interp(np.arange(len(wave) * 3) / 3, np.arange(len(wave)), wave)[None], 2, 0)
-            for start in range(0, stereo.shape[1], 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start:start + 1024], np.float32),
-                                                   format="fltp", layout="stereo")
-                chunk.sample_rate = 48000
+            layout = "stereo" if audio.shape[1] == 2 else "mono"
+            aus.layout = layout
+            planar = np.ascontiguousarray(audio.T, dtype=np.float32)
+            for start in range(0, planar.shape[1], 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, start:start + 1024]),
+                                                   format="fltp", layout=layout)
+                chunk.sample_rate = audio_rate
                 packets += aus.encode(chunk)
             packets += aus.encode()
         out.mux(packets)
@@ -91,8 +95,9 @@ def ravdess_tree(root: Path, actors=range(1, 9), emotions=range(1, 9), repetitio
                 fields = f"{channel:02d}-{emotion:02d}-01-01-{rep:02d}-{actor:02d}"
                 wave = voice(emotion - 1, actor - 1, seconds, seed=actor * 100 + emotion * 10 + rep)
                 write_wav(root / f"Actor_{actor:02d}" / f"03-{fields}.wav", wave)
-                if n < videos:
+                if n < videos:  # the mp4's track: the same recording at 48 kHz stereo, as RAVDESS's
+                    stereo = np.repeat(np.interp(np.arange(len(wave) * 3) / 3, np.arange(len(wave)), wave)[:, None], 2, 1)
                     write_mp4(root / f"Actor_{actor:02d}" / f"01-{fields}.mp4",
-                              face_frames(emotion - 1, int(seconds * 30)), wave)
+                              face_frames(emotion - 1, int(seconds * 30)), stereo)
                 n += 1
     return root

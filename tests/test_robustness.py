@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from conftest import REPO, script_main, tone, write_audio
+from corpus import write_mp4 as mp4_of
 from fakes import FunctionEncoder
 
 from emoprobe.data import clips as clip_table
@@ -48,28 +48,8 @@ def key(filename: str) -> str:
 
 def write_mp4(path: Path, video=True, audio_track=True, n_frames=12, seconds=0.6) -> Path:
     """A small H.264 (64x48) + AAC stereo mp4, like a RAVDESS audio-video clip in miniature."""
-    import av
-
-    with av.open(str(path), "w") as out:  # every stream is added before the first packet is muxed
-        vs = out.add_stream("libx264", rate=Fraction(30000, 1001)) if video else None
-        aus = out.add_stream("aac", rate=48000) if audio_track else None
-        packets = []
-        if vs:
-            vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-            for i in range(n_frames):
-                packets += vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 + 6 * i, np.uint8), "rgb24"))
-            packets += vs.encode()
-        if aus:
-            aus.layout = "stereo"
-            wave = tone(seconds, channels=2).T
-            for start in range(0, wave.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start:start + 1024]),
-                                                   format="fltp", layout="stereo")
-                frame.sample_rate = 48000
-                packets += aus.encode(frame)
-            packets += aus.encode()
-        out.mux(packets)
-    return path
+    frames = np.stack([np.full((48, 64, 3), 10 + 6 * i, np.uint8) for i in range(n_frames)])
+    return mp4_of(path, frames if video else None, tone(seconds, channels=2) if audio_track else None)
 
 
 def truncate(path: Path, fraction: float) -> Path:
