@@ -19,7 +19,6 @@ from emoprobe.store.extract import run_extraction
 from emoprobe.store.store import EmbeddingStore
 
 MIN_CONFIDENCE = openface.MIN_CONFIDENCE  # drop frames OpenFace tracked with less confidence
-CHANNEL = "speech"  # speech | song | all: the tracking set also covers the 1012 song videos
 
 
 def main(argv=None):
@@ -28,7 +27,6 @@ def main(argv=None):
     source.add_argument("--csv-dir", help="folder of per-frame OpenFace CSVs (or zips of them) named like the videos")
     source.add_argument("--au-means", help="per-clip AU means CSV (clip_id, AU01_r_mean, ...)")
     p.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE)
-    p.add_argument("--channel", default=CHANNEL, choices=["speech", "song", "all"])
     p.add_argument("--no-landmarks", dest="landmarks", action="store_false",
                    help="AUs only (for CSVs written without 2D landmarks)")
     args = p.parse_args(argv)

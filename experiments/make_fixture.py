@@ -1,39 +1,46 @@
-"""Build tests/fixtures/results_small/: synthetic embedding stores + the probe results trained on them.
+"""Build tests/fixtures/results_small/: synthetic embedding stores + the results the real scripts make on them.
 
     python experiments/make_fixture.py
 
-The analysis notebooks run in CI against this fixture (tests/test_notebooks.py). Nothing in it is
-real data: every array is drawn from a seeded generator with the structure the notebooks look for
-(emotion, actor, sex, intensity and statement effects; audio and face strong on different emotions;
-a layered encoder with a random-init twin; a mean/mean+std pooling pair with per-window sequences
-whose trajectory carries part of the emotion; song clips; a video store and its shuffled-frame
-twin). The results are made by the real pipeline: experiments/train_probes.py on these stores.
-Deterministic: a rerun writes the same arrays and the same results.
+The analysis notebooks and the findings generator are tested against this fixture. Nothing in it is
+real data: every array is drawn from a seeded generator with the structure the analyses look for
+(emotion, actor, sex, intensity and statement effects; audio and face strong on different emotions).
+The stores carry the facts real extractors write (encoder, weights, objective, twin_of, variant,
+base_set, default_pooling, layered, n_layers, first_seconds):
+    audio  a hand-crafted functionals store with song clips and two first-seconds cuts (duration,
+           transfer); hand-crafted frame features pooled two ways, with per-window sequences; a
+           layered pretrained encoder, its random-init twin and its "-30s" context variant
+    face   action-unit-like features on every speech clip; a 4-clip face encoder (too few to probe)
+    video  a 4-clip layered encoder and its shuffled-frame variant (the frame-order control)
+The results are made by the real scripts: train_probes.py (the grid), transfer.py (speech -> song)
+and duration.py, on an empty-file RAVDESS tree whose names carry the labels. Deterministic: a rerun
+writes the same arrays and the same results.
 """
 
 import argparse
-import gzip
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 import numpy as np
 
-from emoprobe import paths
-from emoprobe.store import EmbeddingStore, atomic_write_text
+from emoprobe import config
+from emoprobe.store.store import EmbeddingStore, atomic_write_text
 
-OUT = paths.REPO / "tests" / "fixtures" / "results_small"  # embeddings/ and results/ go under it
+OUT = config.REPO / "tests" / "fixtures" / "results_small"  # embeddings/ and results/ go under it
 SEED = 0  # one generator for everything, consumed in a fixed order
-# Video clips of the fixture: the four audio-video recordings the developers' copy has.
-VIDEO_KEYS = ["01-01-01-01-02-01", "01-05-02-02-01-01", "01-01-01-01-02-04", "01-06-02-01-02-04"]
+# Video and face-encoder clips of the fixture: four audio-video recordings.
+FEW_KEYS = ["01-01-01-01-02-01", "01-05-02-02-01-01", "01-01-01-01-02-04", "01-06-02-01-02-04"]
 # How strongly each modality separates each emotion (neutral..surprised): audio and face differ on
-# purpose, so fusion gains and per-emotion differences have something to show.
+# purpose, so fusion gains, Shapley values and per-emotion differences have something to show.
 AUDIO_STRENGTH = np.array([0.5, 0.4, 0.7, 0.9, 1.3, 1.0, 0.5, 0.8])
 FACE_STRENGTH = np.array([0.8, 0.6, 1.4, 0.6, 0.7, 0.5, 1.2, 1.0])
+CUT_GAIN = {1: 0.4, 2: 0.75}  # first-seconds cuts: share of the emotion signal a cut keeps
+PROBED = ["fx-functionals", "fx-frames", "fx-encoder", "fx-encoder-randinit", "fx-encoder-30s", "fx-au-means"]
+MLP_SEEDS = ["0", "1"]  # two seeds: enough to show the folds x seeds bookkeeping
+FIXTURE = {"fixture": "synthetic (experiments/make_fixture.py); not real data", "date": "fixture",
+           "data_root": "synthetic", "precision": "fp32"}
 
 
 def speech_keys() -> list[str]:
@@ -72,14 +79,21 @@ class Generator:
         self.statement = self.rng.normal(size=(3, latent))
         self.song = self.rng.normal(size=latent)
 
-    def clips(self, keys, strength, actor_scale, dim, gain=1.0, noise=1.0):
+    def projection(self, dim):
+        return self.rng.normal(size=(self.latent, dim)) / np.sqrt(self.latent)
+
+    def clips(self, keys, strength, actor_scale, dim, gain=1.0, noise=1.0, projection=None):
         """(clips, dim): emotion signal (x1.5 at strong intensity) + actor, sex, statement, noise."""
         f = fields(keys)
         signal = self.emotion[f["emotion"]] * (strength[f["emotion"] - 1] * np.where(f["intensity"] == 2, 1.5, 1.0))[:, None]
         nuisance = actor_scale * (self.actor[f["actor"]] + 0.7 * self.sex[f["actor"] % 2]) + 0.5 * self.statement[f["statement"]]
         z = gain * signal + nuisance + (f["channel"] == 2)[:, None] * self.song
-        projection = self.rng.normal(size=(self.latent, dim)) / np.sqrt(self.latent)
+        projection = self.projection(dim) if projection is None else projection
         return z @ projection + noise * self.rng.normal(size=(len(keys), dim))
+
+    def layers(self, keys, strength, gains, dim=16):
+        """(clips, layers, dim): one projection per layer, the emotion signal scaled by each gain."""
+        return np.stack([self.clips(keys, strength, 1.0, dim, gain=gain) for gain in gains], axis=1)
 
     def sequences(self, keys, strength, actor_scale, dim):
         """Per-window sequences (windows, dim) whose mean carries part of the emotion signal and whose
@@ -96,13 +110,23 @@ class Generator:
         return out
 
 
-def write_store(root, modality, model, keys, arrays, meta):
+def facts(encoder, modality, weights, objective, default_pooling="mean", n_layers=None, twin_of=None,
+          variant=None, first_seconds=None, base_name=None, **extra):
+    """A store's meta facts, as emoprobe.encoders.base.Encoder.facts writes them."""
+    return {"encoder": encoder, "modality": modality, "weights": weights, "objective": objective,
+            "twin_of": twin_of, "variant": variant, "first_seconds": first_seconds,
+            "layered": n_layers is not None, "n_layers": n_layers, "default_pooling": default_pooling,
+            "base_name": base_name or encoder + (variant or ""), "model_id": f"synthetic {encoder}",
+            "base_set": not (twin_of or variant or first_seconds), **FIXTURE, **extra}
+
+
+def write_store(root, name, keys, arrays, meta, seconds_per_clip=0.01):
     """arrays: pooling -> (clips, ...) array, plus optionally 'sequence' -> list of per-clip arrays.
     Written through EmbeddingStore (put + finalize), then the per-clip cache is trimmed to what the
     notebooks read (the sequences), to keep the fixture small."""
-    store = EmbeddingStore(modality, model, root)
+    store = EmbeddingStore(meta["modality"], name, root)
     for i, key in enumerate(keys):
-        store.put(key, {name: a[i] for name, a in arrays.items()})
+        store.put(key, {pooling: a[i] for pooling, a in arrays.items()}, seconds=seconds_per_clip)
     meta = store.finalize(meta)
     meta["finalized"] = "fixture"  # no timestamp: a rebuild gives identical files
     atomic_write_text(store.dir / "meta.json", json.dumps(meta, indent=1))
@@ -114,56 +138,80 @@ def write_store(root, modality, model, keys, arrays, meta):
             path.unlink()
     if "sequence" not in arrays:
         store.clip_dir.rmdir()
-    return store
 
 
 def make_embeddings(root: Path):
     g = Generator()
     speech = speech_keys()
     with_song = sorted(speech + song_keys())
-    fixture = {"fixture": "synthetic (experiments/make_fixture.py); not real data"}
+    handcrafted = "hand-crafted acoustics (synthetic)"
 
-    # Hand-crafted-like audio: functionals only, covering speech and song (speech->song transfer).
-    write_store(root, "audio", "fx-functionals", with_song,
-                {"functionals": g.clips(with_song, AUDIO_STRENGTH, 1.6, 24)},
-                {"model_id": "openSMILE-like synthetic functionals", **fixture})
+    # Hand-crafted functionals on speech and song, and cuts of each clip's first seconds (same space).
+    projection = g.projection(24)
+    write_store(root, "fx-functionals", with_song,
+                {"functionals": g.clips(with_song, AUDIO_STRENGTH, 1.6, 24, projection=projection)},
+                facts("fx-functionals", "audio", "hand-crafted", handcrafted, "functionals"))
+    for seconds, gain in CUT_GAIN.items():
+        write_store(root, f"fx-functionals-first{seconds}s", with_song,
+                    {"functionals": g.clips(with_song, AUDIO_STRENGTH, 1.6, 24, gain, 1.2, projection)},
+                    facts("fx-functionals", "audio", "hand-crafted", handcrafted, "functionals",
+                          first_seconds=seconds))
     # Frame features pooled two ways, with per-window sequences (temporal notebook).
     seqs = g.sequences(speech, AUDIO_STRENGTH, 1.4, 8)
-    write_store(root, "audio", "fx-frames", speech,
+    write_store(root, "fx-frames", speech,
                 {"mean": np.stack([s.mean(0) for s in seqs]),
-                 "meanstd": np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]),
-                 "sequence": seqs},
-                {"model_id": "torchaudio-like synthetic frame features", "window_s": 0.25, **fixture})
-    # A layered "pretrained" encoder (emotion peaks in the middle layers) and its random-init twin.
-    for name, gains, random_init in [("fx-encoder", [0.3, 0.7, 1.1, 0.9, 0.6], False),
-                                     ("fx-encoder-randinit", [0.35, 0.4, 0.4, 0.35, 0.3], True)]:
-        layers = np.stack([g.clips(speech, AUDIO_STRENGTH, 1.0, 16, gain=gain) for gain in gains], axis=1)
-        write_store(root, "audio", name, speech, {"mean": layers},
-                    {"model_id": "synthetic layered encoder", "random_init": random_init, **fixture})
-    # Face: strong where audio is weak, less actor-bound.
-    write_store(root, "face", "fx-au-means", speech, {"mean": g.clips(speech, FACE_STRENGTH, 0.8, 12)},
-                {"model_id": "OpenFace-like synthetic action units", **fixture})
-    # Video: four clips, original frame order and a shuffled twin (the frame-order control).
-    video = g.clips(VIDEO_KEYS, FACE_STRENGTH, 1.0, 8)
-    for name, order, shift in [("fx-video", "original", 0.0), ("fx-video-shuffled", "shuffled", 1.0)]:
+                 "meanstd": np.stack([np.concatenate([s.mean(0), s.std(0)]) for s in seqs]), "sequence": seqs},
+                facts("fx-frames", "audio", "hand-crafted", handcrafted, window_s=0.25))
+    # A layered pretrained encoder (emotion peaks in the middle layers), its random-init twin, and the
+    # same encoder with a longer context (a variant: slower, emotion a little later in depth).
+    recognition = "speech recognition (synthetic)"
+    write_store(root, "fx-encoder", speech, {"mean": g.layers(speech, AUDIO_STRENGTH, [0.3, 0.7, 1.1, 0.9, 0.6])},
+                facts("fx-encoder", "audio", "pretrained", recognition, n_layers=5), 0.05)
+    write_store(root, "fx-encoder-randinit", speech,
+                {"mean": g.layers(speech, AUDIO_STRENGTH, [0.35, 0.4, 0.4, 0.35, 0.3])},
+                facts("fx-encoder", "audio", "random control", recognition, n_layers=5, twin_of="fx-encoder",
+                      base_name="fx-encoder-randinit"), 0.05)
+    write_store(root, "fx-encoder-30s", speech, {"mean": g.layers(speech, AUDIO_STRENGTH, [0.2, 0.5, 0.9, 1.0, 0.8])},
+                facts("fx-encoder", "audio", "pretrained", recognition, n_layers=5, variant="-30s"), 0.4)
+    # Face: strong where audio is weak, less actor-bound; and a face encoder that saw only four clips.
+    write_store(root, "fx-au-means", speech, {"mean": g.clips(speech, FACE_STRENGTH, 0.8, 12)},
+                facts("fx-au-means", "face", "third-party features", "facial action units (synthetic)"), 0.0)
+    write_store(root, "fx-face-net", FEW_KEYS, {"mean": g.clips(FEW_KEYS, FACE_STRENGTH, 1.0, 8)},
+                facts("fx-face-net", "face", "pretrained", "facial expression classification (synthetic)"), 0.2)
+    # Video: four clips, original frame order and a shuffled variant (the frame-order control).
+    video = g.clips(FEW_KEYS, FACE_STRENGTH, 1.0, 8)
+    for variant, order, shift in [(None, "original", 0.0), ("-shuffled", "shuffled", 1.0)]:
         layers = np.stack([video + shift * depth * 0.3 * g.rng.normal(size=video.shape) for depth in range(3)], axis=1)
-        write_store(root, "video", name, VIDEO_KEYS, {"mean": layers},
-                    {"model_id": "synthetic video encoder", "random_init": False, "frame_order": order, **fixture})
+        write_store(root, "fx-video" + (variant or ""), FEW_KEYS, {"mean": layers},
+                    facts("fx-video", "video", "pretrained", "action recognition (synthetic)", n_layers=3,
+                          variant=variant, frame_order=order), 0.5)
+
+
+def write_ravdess_tree(root: Path) -> None:
+    """Empty files named as RAVDESS names them: the labels are in the names, the scripts never read audio."""
+    for key in speech_keys() + song_keys():
+        path = root / f"Actor_{key[-2:]}" / f"03-{key}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
 
 def make_results(embeddings: Path, out: Path, jobs: int):
-    """Run the real probe script on the synthetic stores, with an empty-file RAVDESS tree for labels."""
-    import train_probes  # experiments/ is on sys.path when this file runs as a script
+    """The real scripts on the synthetic stores: the grid, speech -> song transfer, clip duration."""
+    import duration
+    import train_probes
+    import transfer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for key in speech_keys():
-            path = Path(tmp) / f"Actor_{key[-2:]}" / f"03-{key}.wav"
-            path.parent.mkdir(exist_ok=True)
-            path.touch()  # names carry every label; the probes never read the audio
-        train_probes.main(["--data-root", tmp, "--embeddings-dir", str(embeddings), "--out", str(out),
-                           "--jobs", str(jobs)])
-    for path in (out / "predictions").glob("*.gz"):  # gzip stores the write time: zero it, same bytes each build
-        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=0))
+    tree = out.parent / "ravdess"  # the results name their data root: a fixed one keeps rebuilds identical
+    write_ravdess_tree(tree)
+    try:
+        data, common = str(tree), ["--embeddings-dir", str(embeddings)]
+        train_probes.main(["--data-root", data, *common, "--out", str(out), "--jobs", str(jobs),
+                           "--features", *PROBED, "--seeds", *MLP_SEEDS])
+        transfer.main(["--train", data, "--test", data, "--test-channel", "song", *common,
+                       "--out", str(out / "transfer.csv")])
+        duration.main(["--data-root", data, *common, "--out", str(out / "duration.csv")])
+    finally:
+        shutil.rmtree(tree)
 
 
 def main(argv=None):
@@ -181,5 +229,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other experiments/ scripts
     main()

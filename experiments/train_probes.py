@@ -1,66 +1,92 @@
-"""Train the probe grid on every finalized embedding store and write results/.
+"""Train the probe grid on every complete embedding store and write results/.
 
     python experiments/train_probes.py --data-root ../shared/data/ravdess
 
-One run trains, per outer fold: a linear probe per layer of every feature set, the linear probe on
-every fusion (concatenation by clip key) of the sets' default poolings, and the MLP on every set and
-on the fusion of all of them.
-Writes results/probes.csv (one row per features x layer x probe x fold x seed),
-results/probes_summary.csv (mean and std over folds and seeds) and results/predictions/*.csv.gz.
+Per outer fold (speaker-disjoint), on the training speakers only: a linear probe per layer of every
+feature set; every fusion of the base sets (each store's default pooling, random controls excepted)
+by early, late and stacked fusion and by `auto` (the method inner CV prefers); the best single set
+by inner CV; the MLP on every base set, random control and the fusion of all base sets.
+Writes to --out:
+    probes.csv          one row per features x layer x probe x fusion x fold x seed (explicit columns)
+    probes_summary.csv  mean and std over folds (and seeds), pooled UA and its speaker-bootstrap interval
+    feature_sets.csv    one row per features label x member store: find a fusion's members by joining
+    shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds
+    predictions.parquet every headline row's per-clip test predictions (emoprobe.probes.read_predictions)
+    stores.csv          provenance of every complete store (what was run, clips, failures, seconds)
+    clips.csv           the clips table (labels, speakers, attributes) the analyses join predictions to
 """
 
-import argparse
-import re
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from emoprobe import paths, probes, ravdess
+from emoprobe import cli, config, probes  # noqa: E402
+from emoprobe.data import clips as clip_table  # noqa: E402
+from emoprobe.errors import NoDataError  # noqa: E402
+from emoprobe.report import stats  # noqa: E402
+from emoprobe.store.store import available_stores, provenance  # noqa: E402
 
-SCHEME = "emobox6"  # actor-disjoint folds: emobox6 (comparable with EmoBox) or loao
+SCHEME = "auto"  # speaker-disjoint folds: EmoBox's six for RAVDESS speech (see emoprobe.data.folds)
 CHANNEL = "speech"  # the folds and all committed results are on the speech channel
-MAX_SUBSET = 2  # fusions: every pair, plus all sets together; 0 = every non-empty subset (hours on 2 cores)
 JOBS = 2  # folds trained in parallel processes (one torch thread each); set to your core count
+MAX_EXACT = probes.shapley.MAX_EXACT_PLAYERS  # more base sets than this: sampled coalitions, sampled Shapley
+PERMUTATIONS = probes.shapley.N_PERMUTATIONS  # player orders sampled past MAX_EXACT base sets
+SHAPLEY_METHOD = "auto"  # the fusion method whose results give coalitions their value
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", help="RAVDESS folder, for labels and actors (default: $RAVDESS_ROOT or data/raw)")
-    p.add_argument("--features", nargs="*", help="only stores whose 'modality/model' contains one of these")
-    p.add_argument("--scheme", default=SCHEME, choices=["emobox6", "loao"])
-    p.add_argument("--seeds", type=int, nargs="+", default=list(probes.SEEDS))
+    p = cli.parser(__doc__)
+    p.add_argument("--features", nargs="*", help="only these stores: names or 'modality/name', shell patterns "
+                   "allowed ('whisper*', 'face/*')")
+    p.add_argument("--scheme", default=SCHEME, help="fold scheme (emoprobe.data.folds.SCHEMES)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(probes.SEEDS), help="MLP seeds")
     p.add_argument("--probes", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
-    p.add_argument("--max-subset", type=int, default=MAX_SUBSET)
-    p.add_argument("--mlp-on-every-subset", action="store_true",
-                   help="also train the MLP on every fusion (default: single sets and all sets together)")
+    p.add_argument("--max-exact", type=int, default=MAX_EXACT, help="fit every fusion up to this many base sets")
+    p.add_argument("--permutations", type=int, default=PERMUTATIONS, help="sampled orders past --max-exact")
     p.add_argument("--no-extra-poolings", dest="extra_poolings", action="store_false",
                    help="probe only each store's default pooling")
     p.add_argument("--jobs", type=int, default=JOBS)
-    p.add_argument("--embeddings-dir", default=paths.EMBEDDINGS)
-    p.add_argument("--out", default=paths.RESULTS)
+    p.add_argument("--out", help="results folder (default: $EMOPROBE_RESULTS or results)")
+    p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
     args = p.parse_args(argv)
 
-    clips = ravdess.load_clips(paths.data_root(args.data_root), CHANNEL)
+    clips = clip_table.load(args.data_root, CHANNEL, verbose=False)
     base, extra = probes.discover_feature_sets(args.embeddings_dir, args.features, args.extra_poolings)
     if not base:
-        raise SystemExit(f"no finalized embeddings under {args.embeddings_dir}: run experiments/extract_*.py first")
-    print(f"{len(base)} feature sets: {', '.join(fs.name for fs in base)}; {len(extra)} extra poolings")
+        raise NoDataError(f"no complete embedding store under {config.embeddings_dir(args.embeddings_dir)}: "
+                          "run experiments/extract_*.py first")
+    print(f"{len(base)} base sets: {', '.join(fs.name for fs in base)}; {len(extra)} single-only sets")
     started = time.perf_counter()
-    results, predictions = probes.run_grid(clips, base, extra, args.scheme, args.seeds, args.probes,
-                                           args.max_subset or None, args.mlp_on_every_subset, args.jobs)
-    out = Path(args.out)
-    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    results, predictions, feature_sets, seconds = probes.run_grid(
+        clips, base, extra, args.scheme, args.seeds, args.probes, args.max_exact, args.permutations, args.jobs)
+    elapsed = time.perf_counter() - started
+    summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
+                                              on=stats.SYSTEM)
+    metrics = ["ua", *[c for c in results if c.startswith("recall_")]]
+    shapley = stats.shapley_summary(probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD,
+                                                         clips.label.nunique(), args.max_exact, args.permutations))
+
+    out = config.results_dir(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "probes.csv", index=False, float_format="%.5f")
-    summary = probes.summarise(results)
     summary.to_csv(out / "probes_summary.csv", index=False, float_format="%.5f")
-    for (features, probe), part in predictions.groupby(["features", "probe"]):
-        slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", features)
-        part.to_csv(out / "predictions" / f"{slug}__{probe}.csv.gz", index=False)
-    print(f"{len(results)} probe results in {time.perf_counter() - started:.0f} s -> {out}/probes.csv")
-    print(summary.head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    feature_sets.to_csv(out / "feature_sets.csv", index=False)
+    shapley.to_csv(out / "shapley.csv", index=False, float_format="%.5f")
+    predictions.to_parquet(out / "predictions.parquet", index=False, compression="zstd")
+    provenance(available_stores(args.embeddings_dir, log=None)).to_csv(out / "stores.csv", index=False)
+    clip_table.load(args.data_root, verbose=False).drop(columns=["audio", "video"]).to_csv(out / "clips.csv",
+                                                                                         index=False)
+    if args.timing:
+        Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": len(base),
+                                                 "parts_s": {k: round(v, 1) for k, v in seconds.items()}}))
+    print(f"{len(results)} results in {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}, "
+          f"summed over folds) -> {config.relative(out)}")
+    print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
+          .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,66 +1,93 @@
-"""Probe metrics, the torch logistic regression against sklearn, key-based joins and fold handling."""
+"""The linear probe against sklearn, the solver's coordinates, key-based joins, folds and the grid's
+explicit columns. Synthetic data (a RAVDESS-shaped table), plus one check on the real OpenFace AUs
+when the developers' shared copy is there."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import SHARED_OPENFACE_AU
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import balanced_accuracy_score
 
-from emoprobe import folds, labels, probes
-from emoprobe.probes import FeatureSet
+from emoprobe import probes
+from emoprobe.data import folds, labels
+from emoprobe.probes import FeatureSet, solver
 
-torch.set_num_threads(1)  # tiny problems: one thread avoids oversubscription on a busy 2-core machine
+EMOBOX_FOLD_1 = [1, 11, 20, 21]  # test actors of EmoBox's first fold
 
 
 def synthetic(n_per_actor=16, dim=12, seed=0, signal=1.5):
-    """A RAVDESS-shaped table (24 actors x 8 emotions x 2) with features that carry the emotion."""
+    """A RAVDESS-shaped clips table (24 actors x 8 emotions x 2) and features that carry the emotion."""
     rng = np.random.default_rng(seed)
-    rows = [{"key": f"01-{e:02d}-01-01-{r:02d}-{a:02d}", "emotion": e, "actor": a}
+    rows = [{"key": f"01-{e:02d}-01-01-{r:02d}-{a:02d}", "label": labels.EMOTIONS[e], "speaker": a}
             for a in range(1, 25) for e in labels.EMOTIONS for r in (1, 2)][: 24 * n_per_actor]
     clips = pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
-    centres = rng.normal(size=(9, dim)) * signal
-    X = centres[clips.emotion] + rng.normal(size=(len(clips), dim))
+    clips["label"] = pd.Categorical(clips.label, categories=labels.EMOTION_NAMES)
+    centres = rng.normal(size=(8, dim)) * signal
+    X = centres[clips.label.cat.codes] + rng.normal(size=(len(clips), dim))
     return clips, X.astype(np.float32)
 
 
+def fold_rows(clips, test_actors=EMOBOX_FOLD_1):
+    y, speakers = clips.label.cat.codes.to_numpy(), clips.speaker.to_numpy()
+    train, test = folds.split(speakers, test_actors)
+    return y, speakers, train, test
+
+
 def test_scores_on_a_known_case():
-    y_true = np.array([1, 1, 1, 1, 2, 2, 3, 3])
-    y_pred = np.array([1, 1, 1, 2, 2, 2, 1, 3])
-    s = probes.scores(y_true, y_pred)
+    classes = ["neutral", "calm", "happy", "sad"]
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 0, 1, 1, 1, 0, 2])
+    s = probes.scores(y_true, y_pred, classes)
     assert s["wa"] == pytest.approx(6 / 8)
     assert s["ua"] == pytest.approx((3 / 4 + 1 + 1 / 2) / 3)  # classes absent from y_true do not count
     assert s["recall_neutral"] == pytest.approx(0.75) and s["recall_happy"] == pytest.approx(0.5)
     assert np.isnan(s["recall_sad"])
+    pred = np.stack([y_pred, y_true])
+    assert probes.balanced_accuracy(y_true, pred) == pytest.approx([s["ua"], 1.0])
+    assert probes.balanced_accuracy(y_true, y_pred) == pytest.approx(balanced_accuracy_score(y_true, y_pred))
 
 
-def test_linear_probe_matches_sklearn_logistic_regression():
-    clips, X = synthetic(signal=0.6)
-    y, actors = clips.emotion.to_numpy(), clips.actor.to_numpy()
-    train, test = folds.split(actors, [1, 11, 20, 21])
-    out = probes.linear_probe(X[None], y, actors, train, test)
-    scaler = StandardScaler().fit(X[train])
-    ref = LogisticRegression(C=out["C"][0], max_iter=5000).fit(scaler.transform(X[train]), y[train])
-    agree = (ref.predict(scaler.transform(X[test])) == out["pred"][0]).mean()
-    assert agree >= 0.95
-    assert out["inner_ua"][0] > 0.3  # well above chance (0.125) on this separable problem
+@pytest.mark.parametrize("dim", [12, 500])  # narrow, and wider than the training rows (span projection)
+def test_linear_probe_matches_sklearn_logistic_regression(dim):
+    clips, X = synthetic(dim=dim, signal=0.6 if dim == 12 else 0.15)
+    y, speakers, train, test = fold_rows(clips)
+    fit = probes.linear_probe([probes.rotate(X, train)], y, 8, train, test, probes.inner_splits(speakers, train))
+    Z = probes.standardise(X, train).numpy()
+    ref = LogisticRegression(C=fit.C[0], max_iter=5000, tol=1e-8).fit(Z[train], y[train])
+    assert (ref.predict(Z[test]) == fit.pred[0]).mean() >= 0.95
+    assert np.abs(np.exp(ref.predict_log_proba(Z[test])) - np.exp(fit.test_logp[0])).max() < 0.05
+    assert fit.best_inner_ua[0] > 0.3  # well above chance (0.125) on this separable problem
 
 
-def test_training_span_projection_leaves_predictions_unchanged():
+def test_rotation_changes_no_prediction_of_the_penalised_model():
     rng = np.random.default_rng(1)
     clips, X = synthetic(n_per_actor=4, dim=6)
     wide = np.concatenate([X, rng.normal(size=(len(X), 300))], axis=1).astype(np.float32)  # dim > rows
-    y, actors = clips.emotion.to_numpy(), clips.actor.to_numpy()
-    train, test = folds.split(actors, [1, 2, 3, 4])
-    Xs = probes.standardise(wide[None], train)
-    projected = probes.training_span(Xs, train)
-    assert projected.shape[2] <= len(train) < Xs.shape[2]
-    weights = np.zeros((1, len(y)), dtype=np.float32)
-    weights[0, train] = 1
-    C = torch.tensor([0.1])
-    raw = probes.predict_softmax(Xs, *probes.fit_softmax(Xs, y, torch.tensor(weights), C, 500))
-    proj = probes.predict_softmax(projected, *probes.fit_softmax(projected, y, torch.tensor(weights), C, 500))
-    assert (raw[0, 0, test] == proj[0, 0, test]).mean() >= 0.95
+    y, _, train, test = fold_rows(clips, [1, 2, 3, 4])
+    Z, rotated = probes.standardise(wide, train), probes.rotate(wide, train)
+    assert rotated.X.shape[1] <= len(train) < Z.shape[1]
+    assert rotated.variance == pytest.approx(wide.shape[1], rel=1e-4)  # z-scored: one unit per column
+    preds = []
+    for X in (Z, torch.from_numpy(rotated.X)):
+        W, b = probes.fit_softmax(X[train][None], solver.one_hot(y[train], 8)[None], torch.ones(1, len(train)),
+                                  torch.tensor([[0.1]]), rel_tol=1e-7, max_iter=1000)
+        preds.append(solver.log_proba(X[test][None], W, b)[0, 0].argmax(-1).numpy())
+    assert (preds[0] == preds[1]).mean() >= 0.95
+
+
+def test_targets_read_new_and_old_clip_tables():
+    clips, _ = synthetic(n_per_actor=2)
+    y, classes, speakers = probes.targets(clips)
+    assert classes == list(labels.EMOTION_NAMES) and (speakers == clips.speaker).all()
+    old = pd.DataFrame({"key": clips.key, "emotion": y + 1, "actor": clips.speaker})
+    y_old, classes_old, _ = probes.targets(old)
+    assert (y_old == y).all() and classes_old == classes
+
+
+def grid(clips, sets, **kwargs):
+    return probes.run_grid(clips, sets, **{"seeds": (0,), "log": lambda *_: None, **kwargs})
 
 
 def test_grid_joins_by_key_not_row_order_and_is_deterministic():
@@ -69,46 +96,80 @@ def test_grid_joins_by_key_not_row_order_and_is_deterministic():
     order = np.random.default_rng(0).permutation(len(clips))  # same data, rows shuffled
     b_sorted = FeatureSet("face/b", list(clips.key), X[:, 6:])
     b_shuffled = FeatureSet("face/b", list(clips.key[order]), X[order, 6:])
-    kwargs = dict(seeds=(0,), log=lambda *_: None)
-    r1, p1 = probes.run_grid(clips, [a, b_sorted], **kwargs)
-    r2, p2 = probes.run_grid(clips, [a, b_shuffled], **kwargs)
+    r1, p1, *_ = grid(clips, [a, b_sorted], probes=("linear",))
+    r2, *_ = grid(clips, [a, b_shuffled], probes=("linear",))
     pd.testing.assert_frame_equal(r1, r2)
-    assert set(r1.features) == {"audio/a", "face/b", "audio/a+face/b"}
-    assert {"features", "layer", "probe", "fold", "seed", "n_train", "n_test", "ua", "wa", "macro_f1"} <= set(r1.columns)
-    assert (r1.groupby(["features", "probe", "seed"]).fold.nunique() == 6).all()
-    for fold, test_actors in folds.load_folds().items():  # predictions only ever on the fold's test actors
-        keys = p1[p1.fold == fold].key
-        assert set(clips.set_index("key").loc[keys, "actor"]) <= set(test_actors)
-    fusion = r1[(r1.features == "audio/a+face/b") & (r1.probe == "linear")].ua.mean()
-    single = r1[(r1.features == "audio/a") & (r1.probe == "linear")].ua.mean()
-    assert fusion > single  # the second set carries extra signal
+    for fold, test_actors in folds.load_folds(clips).items():  # predictions only ever on the fold's test actors
+        assert set(p1[p1.fold == fold].speaker) <= set(test_actors)
+    fused = r1[(r1.n_members == 2) & (r1.fusion == "auto")].ua.mean()
+    assert fused > r1[r1.features == "audio/a"].ua.mean()  # the second set carries extra signal
+
+
+def test_grid_rows_carry_explicit_columns_and_feature_sets_name_the_members(monkeypatch):
+    monkeypatch.setattr(probes.mlp, "MLP_STEPS", 10)  # the MLP's rows are what is checked here, not its fit
+    clips, X = synthetic()
+    sets = [FeatureSet("audio/a", list(clips.key), X[:, :6], weights="pretrained"),
+            FeatureSet("face/b", list(clips.key), X[:, 6:], weights="third-party features"),
+            FeatureSet("audio/r", list(clips.key), X[:, :4], weights="random control")]
+    results, predictions, feature_sets, seconds = grid(clips, sets[:2], extra=sets[2:])
+    assert set(probes.grid.RESULT_COLUMNS + probes.grid.CHOICE_COLUMNS) <= set(results.columns)
+    assert {f"recall_{e}" for e in labels.EMOTION_NAMES} <= set(results.columns)
+    fused = results[results.n_members == 2]
+    assert set(fused.fusion) == {"select", "early", "late", "stack", "auto"}
+    assert (fused.modalities == "audio+face").all() and (fused.weights == "pretrained+third-party features").all()
+    assert set(fused[fused.fusion == "auto"].chosen_method) <= set(probes.METHODS)
+    assert set(fused[fused.fusion == "select"].chosen_set) <= {"audio/a", "face/b"}
+    best = results[results.features == probes.BEST_SINGLE]
+    assert len(best) == 6 and set(best.chosen_set) <= {"audio/a", "face/b"}
+    members = feature_sets[feature_sets.features.isin(fused.features)]
+    assert sorted(members.store) == ["audio/a", "face/b"] and set(members.role) == {"base"}
+    assert feature_sets.set_index("set").loc["audio/r", "role"] == "random control"
+    assert "audio/r" not in set(members.store)  # random controls are probed alone, never fused
+    assert set(results[results.features == "audio/r"].probe) == {"linear", "mlp"}
+    headline = results[results.layer.astype(str).isin(["all", "inner-best"])]
+    assert len(predictions.groupby(["features", "probe", "fusion", "seed", "fold"])) == len(headline)
+    assert set(seconds) >= {"single sets, linear", "fusions, early", "fusions, late and stack", "MLP"}
 
 
 def test_layered_sets_get_a_probe_per_layer_and_an_inner_cv_choice():
     clips, X = synthetic()
     noise = np.random.default_rng(2).normal(size=X.shape).astype(np.float32)
     layered = FeatureSet("audio/l", list(clips.key), np.stack([noise, X], axis=1))  # layer 1 informative
-    results, _ = probes.run_grid(clips, [layered], probes=("linear",), log=lambda *_: None)
+    results, *_ = grid(clips, [layered], probes=("linear",))
     per_layer = results[results.layer.isin([0, 1])].groupby("layer").ua.mean()
     assert per_layer[1] > per_layer[0] + 0.2
-    chosen = results[results.layer == "inner-best"]
-    assert len(chosen) == 6 and (chosen.layers_used == "1").all()
+    chosen = results[(results.layer == "inner-best") & (results.features == "audio/l")]
+    assert len(chosen) == 6 and (chosen.chosen_layer == 1).all()
 
 
 def test_partial_coverage_uses_the_intersection_and_skips_untrainable_folds():
     clips, X = synthetic()
-    few = clips[clips.actor.isin([1, 4])]  # like the 4 real videos: two actors only
+    few = clips[clips.speaker.isin([1, 4])]  # like the 4 real videos: two actors only
     video = FeatureSet("video/v", list(few.key), X[few.index])
     audio = FeatureSet("audio/a", list(clips.key), X)
     logged = []
-    results, _ = probes.run_grid(clips, [audio, video], seeds=(0,), log=logged.append)
-    assert not results[results.features.str.contains("video")].shape[0]
+    results, *_ = grid(clips, [audio], extra=[video], log=logged.append, probes=("linear",))
+    assert not results.features.str.contains("video").any()
     assert any("skipped" in line for line in logged)
-    assert (results[results.features == "audio/a"].fold.nunique()) == 6
+    assert results[results.features == "audio/a"].fold.nunique() == 6
 
 
-def test_leave_one_actor_out_folds_are_disjoint():
-    actors = np.repeat(np.arange(1, 25), 3)
-    for fold, test_actors in folds.load_folds("loao").items():
-        train, test = folds.split(actors, test_actors)
-        assert not set(actors[train]) & set(actors[test]) and len(test) == 3
+def test_leave_one_speaker_out_folds_are_disjoint():
+    clips = pd.DataFrame({"speaker": np.repeat(np.arange(1, 25), 3)})
+    for fold, test_speakers in folds.load_folds(clips, "loso").items():
+        train, test = folds.split(clips.speaker.to_numpy(), test_speakers)
+        assert not set(clips.speaker[train]) & set(clips.speaker[test]) and len(test) == 3
+
+
+@pytest.mark.skipif(not SHARED_OPENFACE_AU.exists(), reason="needs the developers' shared OpenFace AU means")
+def test_real_action_units_probe_agrees_with_sklearn():
+    table = pd.read_csv(SHARED_OPENFACE_AU)
+    X = table.filter(like="_mean").to_numpy(np.float32)
+    emotion, actor = table.clip_id.str[6:8].astype(int), table.clip_id.str[-2:].astype(int)
+    y, speakers = emotion.to_numpy() - 1, actor.to_numpy()
+    train, test = folds.split(speakers, EMOBOX_FOLD_1)
+    fit = probes.linear_probe([probes.rotate(X, train)], y, 8, train, test, probes.inner_splits(speakers, train))
+    Z = probes.standardise(X, train).numpy()
+    ref = LogisticRegression(C=fit.C[0], max_iter=5000, tol=1e-8).fit(Z[train], y[train])
+    assert (ref.predict(Z[test]) == fit.pred[0]).mean() >= 0.95
+    assert balanced_accuracy_score(y[test], fit.pred[0]) > 0.4  # committed AU probe: ~55 % UA

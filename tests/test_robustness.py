@@ -361,12 +361,13 @@ def test_an_incomplete_merge_can_be_forced(tmp_path):
 def test_same_seed_gives_identical_probe_results(monkeypatch):
     import torch
 
-    from emoprobe import probes  # being rewritten (emoprobe/probes/): imported here so the rest of the file runs
+    from emoprobe import probes
+    from emoprobe.probes import mlp
 
     torch.set_num_threads(1)
-    monkeypatch.setattr(probes, "MLP_STEPS", 30)  # reproducibility needs few steps; the default 200 cost ~4x
+    monkeypatch.setattr(mlp, "MLP_STEPS", 30)  # reproducibility needs few steps
     rng = np.random.default_rng(0)
-    rows = [{"key": f"01-{e:02d}-01-01-01-{a:02d}", "emotion": e, "actor": a}
+    rows = [{"key": f"01-{e:02d}-01-01-01-{a:02d}", "emotion": e, "label": labels.EMOTIONS[e], "speaker": a}
             for a in range(1, 25) for e in labels.EMOTIONS]
     clips = pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
     flat = rng.normal(size=(9, 8))[clips.emotion] + rng.normal(size=(len(clips), 8))
@@ -374,7 +375,8 @@ def test_same_seed_gives_identical_probe_results(monkeypatch):
     features = [probes.FeatureSet("audio/layered", list(clips.key), layered)]  # per-layer linear + MLP
 
     def grid():
-        return probes.run_grid(clips, features, seeds=(0, 1), log=lambda *_: None)
+        results, predictions, _, _ = probes.run_grid(clips, features, seeds=(0, 1), log=lambda *_: None)
+        return results, predictions
 
     (results_a, preds_a), (results_b, preds_b) = grid(), grid()
     assert set(results_a.probe) == {"linear", "mlp"} and set(results_a.seed) == {0, 1}

@@ -151,7 +151,7 @@ def test_random_twin_shapes_and_names(name, layers, dim):
     assert out["sequence"].shape == (layers, math.ceil(frames / 12.5), dim)
     [other] = set(W.CONTEXTS) - {W.DEFAULT_CONTEXT}  # only the non-default context names a variant
     assert get_encoder(name, random_init=True, context=other).name == f"{name}-{other}-randinit"
-    assert encoder.meta()["weights"].startswith("random init")
+    assert encoder.meta()["weights_source"].startswith("random init")
 
 
 def test_pooling_covers_only_the_frames_with_audio():
@@ -209,4 +209,4 @@ def test_port_matches_ctranslate2_on_a_real_clip(model):
     [out] = encoder.encode([wave])  # the default ("clip") context on the pretrained weights
     assert out["mean"].shape == (encoder.n_layers, W.MODELS[model].architecture["d_model"])
     assert all(np.isfinite(v).all() for v in out.values())
-    assert W.MODELS[model].sha256 in encoder.meta()["weights"]
+    assert W.MODELS[model].sha256 in encoder.meta()["weights_source"]

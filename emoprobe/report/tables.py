@@ -1,160 +1,426 @@
-"""Tables for the findings and notebooks, computed from results/ and the stores' meta.json only."""
+"""Tables over one results folder, shared by the generated findings and the notebooks.
+
+Every file is optional (`Results.missing` says which command makes an absent one). A row of results
+is identified by explicit columns: a SYSTEM is (features, probe, fusion) at its headline layer
+(probes.linear.HEADLINE_LAYERS); what a features label is made of comes from feature_sets.csv and
+what a store is from stores.csv, by joins. The `features` label and store names are only displayed.
+"""
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import config
+from .. import config, encoders, probes
+from ..data import clips as clip_table
 from ..data import labels
-from ..store.store import available_stores
+from ..data.manifest import FIELDS
+from ..errors import NoDataError
+from ..probes.linear import HEADLINE_LAYERS
+from ..store.store import PROVENANCE_COLUMNS
+from . import stats
 
-# Published frozen-encoder UA on these same six folds (EmoBox, Ma et al. 2024, RAVDESS table).
-# Quoted for scale only: NOT produced by this repository.
+# Published frozen-encoder UA on RAVDESS with EmoBox's six folds (Ma et al. 2024). Quoted for scale
+# only: NOT produced by this repository.
 EMOBOX_PUBLISHED_UA = {"wav2vec2-base": 54.3, "HuBERT-base": 65.4, "WavLM-large": 72.0, "Whisper-large-v3": 75.3}
 
-
-def load_results(results_dir=None) -> pd.DataFrame:
-    results = pd.read_csv(Path(results_dir or config.RESULTS) / "probes.csv")
-    results["layer"] = results["layer"].astype(str)
-    return results
-
-
-def pm(mean: float, std: float, scale: float = 100) -> str:
-    return f"{mean * scale:.1f} ± {std * scale:.1f}"
-
-
-def headline_rows(results: pd.DataFrame) -> pd.DataFrame:
-    """The rows that stand for a feature set without looking at test data: for layered encoders the
-    layer picked by inner CV ('inner-best'), otherwise the single layer ('all')."""
-    return results[results.layer.isin(["all", "inner-best"])]
+SYSTEM = ["features", "probe", "fusion"]  # with a headline layer: one row of results per fold (and seed)
+REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"}
+STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks read as NaN
+HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
+TRAIN = "python experiments/train_probes.py"
+MADE_BY = {"probes.csv": TRAIN, "probes_summary.csv": TRAIN, "feature_sets.csv": TRAIN, "shapley.csv": TRAIN,
+           "stores.csv": TRAIN, "clips.csv": TRAIN, "predictions.parquet": TRAIN,
+           "transfer.csv": "python experiments/transfer.py --train A --test B",
+           "duration.csv": "python experiments/duration.py (after extract_audio.py --first-seconds S)"}
+CSV_DTYPES = {"layer": str, "key": str, "fold": str}
+# RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
+READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
 
-def summary_table(results: pd.DataFrame, n_sets: int | None = None) -> pd.DataFrame:
-    """features x probe: UA/WA/macro-F1 mean ± std over folds (and seeds), best first."""
-    rows = headline_rows(results)
-    if n_sets is not None:
-        rows = rows[rows.n_sets == n_sets]
-    g = rows.groupby(["features", "probe"])
-    stats = g[["ua", "wa", "macro_f1"]].agg(["mean", "std"])
-    out = pd.DataFrame({
-        "UA %": [pm(m, s) for m, s in stats["ua"].to_numpy()],
-        "WA %": [pm(m, s) for m, s in stats["wa"].to_numpy()],
-        "macro-F1 %": [pm(m, s) for m, s in stats["macro_f1"].to_numpy()],
-        "clips": g.apply(lambda d: int(d.groupby("fold").n_test.first().sum()), include_groups=False).to_numpy()
-        if len(rows) else [],
-        "folds x seeds": [f"{f} x {s}" for f, s in zip(g.fold.nunique(), g.seed.nunique())],
-        "_ua": stats["ua"]["mean"].to_numpy()}, index=stats.index)
-    return out.sort_values("_ua", ascending=False).drop(columns="_ua").reset_index()
+@dataclass
+class Results:
+    """The files of one results folder, each None when absent: the CSV files as tables, the
+    predictions as their path (Results.predictions reads one system's at a time)."""
+
+    dir: Path
+    tables: dict[str, pd.DataFrame | Path | None] = field(default_factory=dict)
+
+    def __getitem__(self, file: str) -> pd.DataFrame | None:
+        return self.tables.get(file)
+
+    def has(self, *files: str) -> bool:
+        return all(self.tables.get(f) is not None for f in files)
+
+    def missing(self, *files: str) -> str:
+        """'not available: <file> is absent (made by `<command>`)' for the first absent file."""
+        absent = next(f for f in files if not self.has(f))
+        return f"not available: {config.relative(self.dir / absent)} is absent (made by `{MADE_BY[absent]}`)"
+
+    def predictions(self, system: dict) -> pd.DataFrame:
+        """Per-clip test predictions of one system (headline layer), every fold and seed."""
+        return headline(probes.read_predictions(self.tables["predictions.parquet"], **system))
 
 
-def layer_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Linear-probe UA (mean over folds, %) per layer of each layered feature set."""
-    per_layer = results[(results.probe == "linear") & ~results.layer.isin(["all", "inner-best"])].copy()
-    if per_layer.empty:
-        return per_layer
-    per_layer["layer"] = per_layer.layer.astype(int)
-    return (per_layer.groupby(["features", "layer"]).ua.mean() * 100).unstack("layer").round(1)
+def load(results_dir=None, data_root=None) -> Results:
+    """Read every results file present. Clip attributes come from clips.csv, else from the clips table
+    of data_root when one is given."""
+    folder = config.results_dir(results_dir)
+    tables = {name: pd.read_csv(folder / name, dtype=CSV_DTYPES) if (folder / name).exists() else None
+              for name in MADE_BY if name.endswith(".csv")}
+    tables["predictions.parquet"] = folder / "predictions.parquet" if (folder / "predictions.parquet").exists() else None
+    if tables["stores.csv"] is not None:
+        stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
+        text = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "model_id"]
+        tables["stores.csv"] = stores.astype({c: object for c in text})  # an all-empty column reads as float
+    if tables["clips.csv"] is None and data_root is not None:
+        try:
+            tables["clips.csv"] = clip_table.load(data_root, verbose=False).drop(columns=["audio", "video"])
+        except NoDataError:
+            pass
+    return Results(folder, tables)
 
 
-def per_emotion_recall(results: pd.DataFrame, probe: str = "linear", n_sets: int | None = 1) -> pd.DataFrame:
-    rows = headline_rows(results)
-    rows = rows[(rows.probe == probe) & ((rows.n_sets == n_sets) if n_sets else True)]
-    cols = [f"recall_{e}" for e in labels.EMOTION_NAMES]
-    table = (rows.groupby("features")[cols].mean() * 100).round(1)
-    table.columns = list(labels.EMOTION_NAMES)
+# -- formatting --------------------------------------------------------------------------------
+def markdown(df: pd.DataFrame, index: bool = False) -> str:
+    """A pipe table; empty cells for missing values."""
+    if index:
+        df = df.reset_index()
+    cell = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)  # noqa: E731
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns), *rows])
+
+
+def pct(value: float, sign: bool = False) -> str:
+    """A share as percent (or a difference of shares as points), one decimal."""
+    return "n/a" if value is None or np.isnan(value) else f"{100 * value:{'+' if sign else ''}.1f}"
+
+
+def pm(mean: float, std: float) -> str:
+    return f"{pct(mean)} ± {pct(std)}"
+
+
+def interval(low: float, high: float, sign: bool = False) -> str:
+    return f"[{pct(low, sign)}, {pct(high, sign)}]"
+
+
+# -- systems and their scores ------------------------------------------------------------------
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that stand for a system: its single layer ('all') or the one inner CV chose ('inner-best')."""
+    return table[table.layer.isin(HEADLINE_LAYERS)]
+
+
+def where(table: pd.DataFrame, system: dict) -> pd.DataFrame:
+    """The rows of one system (its SYSTEM columns equal)."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in system.items():
+        mask &= table[column].to_numpy() == value
+    return table[mask]
+
+
+def systems(res: Results) -> pd.DataFrame:
+    """One row per system at its headline layer: mean and std over folds (x seeds) of UA, WA and
+    macro-F1, the pooled UA with its speaker-bootstrap interval (when probes_summary.csv has them),
+    and the test clips summed over folds."""
+    table = res["probes_summary.csv"]
+    table = probes.summarise(res["probes.csv"]) if table is None else table
+    clips = res["probes.csv"].groupby([*SYSTEM, "layer", "fold"]).n_test.first().groupby([*SYSTEM, "layer"]).sum()
+    return headline(table.join(clips.rename("clips"), on=[*SYSTEM, "layer"])).reset_index(drop=True)
+
+
+def fold_scores(res: Results, metric: str = "ua") -> pd.DataFrame:
+    """One row per system x fold at the headline layer: the metric averaged over seeds."""
+    return headline(res["probes.csv"]).groupby([*SYSTEM, "fold"], sort=False)[metric].mean().reset_index()
+
+
+def score_line(res: Results, system: dict) -> str:
+    """'UA 71.4 ± 6.7 (pooled 71.2 [64.9, 77.0])' for one system."""
+    row = where(systems(res), system)
+    if row.empty:
+        return "not run"
+    row = row.iloc[0]
+    pooled = f" (pooled {pct(row.ua_pooled)} {interval(row.ua_boot_low, row.ua_boot_high)})" if "ua_pooled" in row else ""
+    return f"UA {pm(row.ua_mean, row.ua_std)}{pooled}"
+
+
+def compare(res: Results, a: dict, b: dict) -> dict:
+    """System a minus system b: the mean difference over the folds both have and the folds a wins,
+    and, from the predictions, the difference of pooled UA with its paired speaker-bootstrap
+    interval and p (report.stats.paired_bootstrap)."""
+    folds = fold_scores(res)
+    diff = (where(folds, a).set_index("fold").ua - where(folds, b).set_index("fold").ua).dropna()
+    out = {"fold_diff": diff.mean(), "wins": int((diff > 0).sum()), "n_folds": len(diff)}
+    if res.has("predictions.parquet"):
+        out.update(stats.paired_bootstrap(res.predictions(a), res.predictions(b)))
+    return out
+
+
+def describe_comparison(d: dict) -> str:
+    """'+10.2 UA points pooled [5.1, 15.0], bootstrap p = 0.001; +10.4 mean over folds, ahead in 6 of 6 folds'."""
+    p = "p < 0.001" if d.get("p", 1) < 0.001 else f"p = {d.get('p', np.nan):.3f}"
+    pooled = (f"{pct(d['diff'], True)} UA points pooled over speakers {interval(d['ci_low'], d['ci_high'], True)}, "
+              f"paired speaker-bootstrap {p}; " if "diff" in d else "")
+    return f"{pooled}{pct(d['fold_diff'], True)} mean over folds, ahead in {d['wins']} of {d['n_folds']} folds"
+
+
+def brief_comparison(d: dict) -> str:
+    """'+10.2 [+5.1, +15.0] (6/6 folds)': pooled difference (fold mean without predictions), folds won."""
+    diff = f"{pct(d['diff'], True)} {interval(d['ci_low'], d['ci_high'], True)}" if "diff" in d else pct(d["fold_diff"], True)
+    return f"{diff} ({d['wins']}/{d['n_folds']} folds)"
+
+
+# -- what a label is made of -------------------------------------------------------------------
+def sets(res: Results) -> pd.DataFrame:
+    """One row per single feature set (a store at one pooling): feature_sets.csv's facts, and its
+    store's twin_of, variant, first_seconds, default pooling and extraction seconds from stores.csv."""
+    fs = res["feature_sets.csv"]
+    singles = fs[fs.n_members == 1].drop(columns=["n_members", "member", "set"])
+    if not res.has("stores.csv"):
+        return singles
+    facts = res["stores.csv"][["store", "twin_of", "variant", "first_seconds", "default_pooling", "seconds_extracting"]]
+    return singles.merge(facts, on="store", how="left")
+
+
+def main_set(res: Results) -> dict[str, str]:
+    """Store -> the features label of its default pooling (the set that stands for the store)."""
+    table = sets(res)
+    table = table[table.role != "extra pooling"]
+    return dict(zip(table.store, table.features))
+
+
+def single(features: str) -> dict:
+    """The linear probe of one feature set, as a system."""
+    return {"features": features, "probe": "linear", "fusion": "none"}
+
+
+def as_system(row) -> dict:
+    """The SYSTEM columns of a table row (a namedtuple or a Series)."""
+    return {k: getattr(row, k) for k in SYSTEM}
+
+
+def name(res: Results, system: dict) -> str:
+    """How a system is shown: its features label, or 'all <modalities> base sets (n)' for the fusion of
+    every base set of some modalities; then the fusion method and a probe other than linear."""
+    ms = modality_systems(res)
+    ms = ms[(ms.features == system["features"]) & (ms.n_sets > 1)]
+    label = f"all {ms.modalities.iloc[0]} base sets ({ms.n_sets.iloc[0]})" if len(ms) else system["features"]
+    label += f", {system['fusion']} fusion" if system["fusion"] != "none" else ""
+    return label if system["probe"] == "linear" else f"{label} [{system['probe']}]"
+
+
+def coalition_labels(res: Results) -> dict[frozenset, str]:
+    """Frozenset of base stores -> the features label of their fusion (or of the base set alone)."""
+    base = res["feature_sets.csv"]
+    base = base[base.role == "base"]
+    return {stores: label for label, stores in base.groupby("features").store.agg(frozenset).items()}
+
+
+def modality_systems(res: Results) -> pd.DataFrame:
+    """Per combination of modalities, the system that stands for it without any choice made on test
+    data: the auto fusion of ALL its base sets (the set alone when there is one). Shapley values of
+    modalities are computed from these same systems. Columns: modalities, n_modalities, n_sets, SYSTEM."""
+    base = sets(res)
+    base = base[base.role == "base"]
+    label_of = coalition_labels(res)
+    modalities = sorted(base.modality.unique())
+    rows = []
+    for k in range(1, len(modalities) + 1):
+        for combo in itertools.combinations(modalities, k):
+            stores = frozenset(base[base.modality.isin(combo)].store)
+            if stores in label_of:
+                rows.append({"modalities": "+".join(combo), "n_modalities": k, "n_sets": len(stores),
+                             "features": label_of[stores],
+                             "probe": "linear", "fusion": "auto" if len(stores) > 1 else "none"})
+    return pd.DataFrame(rows, columns=["modalities", "n_modalities", "n_sets", *SYSTEM])
+
+
+def all_sets(res: Results) -> dict | None:
+    """The auto fusion of every base set, or None when there is none (one base set, or not run)."""
+    base = sets(res)
+    stores = frozenset(base[base.role == "base"].store)
+    label = coalition_labels(res).get(stores)
+    return {"features": label, "probe": "linear", "fusion": "auto"} if label and len(stores) > 1 else None
+
+
+# -- fusions -----------------------------------------------------------------------------------
+def fusion_gaps(res: Results) -> pd.DataFrame:
+    """Every fusion and method against its best member (report.stats.fusion_vs_members), with the
+    fusion's modalities."""
+    gaps = stats.fusion_vs_members(res["probes.csv"], res["feature_sets.csv"])
+    modalities = res["probes.csv"].drop_duplicates("features").set_index("features").modalities
+    return gaps.assign(modalities=gaps.features.map(modalities))
+
+
+def fusion_methods(res: Results) -> pd.DataFrame:
+    """The fusion of all base sets and every pair: UA (mean over folds) of each method side by side,
+    the best member's, and auto minus the best member (points)."""
+    gaps = fusion_gaps(res)
+    n_base = gaps.n_members.max()
+    gaps = gaps[(gaps.n_members == 2) | (gaps.n_members == n_base)]
+    table = gaps.pivot_table(index=["n_members", "features", "modalities", "best_member", "best_member_ua"],
+                             columns="fusion", values="ua").reset_index()
+    table["auto_gap"] = table["auto"] - table.best_member_ua
+    return table.sort_values(["n_members", "auto"], ascending=[False, False], ignore_index=True)
+
+
+def never_loses(res: Results) -> pd.DataFrame:
+    """Per method, over every fusion run: how often it falls below its best member, the mean and
+    the worst gap (fusion minus best member, points)."""
+    g = fusion_gaps(res).groupby("fusion", sort=False).gap
+    return pd.DataFrame({"fusions": g.size(), "below best member": g.apply(lambda s: int((s < 0).sum())),
+                         "mean gap": g.mean().round(1), "worst gap": g.min().round(1)}).reset_index()
+
+
+# -- layers, emotions, Shapley values ----------------------------------------------------------
+def layer_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
+    """UA per layer of every layered single set: mean, std and t-interval over folds (long format:
+    features, layer, mean, std, ci_low, ci_high, n_folds)."""
+    rows = res["probes.csv"]
+    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & ~rows.layer.isin(HEADLINE_LAYERS)]
+    return stats.over_folds(rows.astype({"layer": int}), ["features", "layer"], "ua")
+
+
+def chosen_layers(res: Results) -> pd.DataFrame:
+    """The layer inner CV chose in each fold (linear probe, layered single sets): features x fold."""
+    rows = res["probes.csv"]
+    rows = rows[(rows.layer == "inner-best") & (rows.probe == "linear") & (rows.n_members == 1)
+                & (rows.features != probes.BEST_SINGLE)]
+    return rows.pivot_table(index="features", columns="fold", values="chosen_layer", aggfunc="first").astype(int)
+
+
+def emotions(res: Results) -> list[str]:
+    return [c.removeprefix("recall_") for c in res["probes.csv"].columns if c.startswith("recall_")]
+
+
+def recall(res: Results, chosen: list[dict]) -> pd.DataFrame:
+    """Recall per emotion (mean over folds and seeds) of the chosen systems: one row each, indexed
+    by features label."""
+    columns = [f"recall_{e}" for e in emotions(res)]
+    means = probes.summarise(headline(res["probes.csv"]), ["ua", *columns])
+    rows = pd.concat([where(means, s) for s in chosen])
+    table = rows.set_index("features")[[f"{c}_mean" for c in columns]]
+    table.columns = emotions(res)
     return table
 
 
-def store_provenance(root=None) -> pd.DataFrame:
-    """Which encoders were run: one row per finalized store, from its meta.json."""
-    rows = []
-    for store in available_stores(root):
-        meta = store.meta()
-        model = str(meta.get("model_id"))
-        rows.append({"store": f"{store.modality}/{store.model}", "model": model,
-                     "weights": "random (control)" if meta.get("random_init") else
-                                "none (hand-crafted)" if model.startswith(("openSMILE", "torchaudio")) else
-                                "OpenFace's trained AU detectors" if model.startswith("OpenFace") else "pretrained",
-                     "clips": meta.get("n_clips"), "failures": meta.get("n_failures"),
-                     "poolings": ", ".join(f"{k} {tuple(v[1:])}" for k, v in meta.get("poolings", {}).items()),
-                     "extraction s": meta.get("seconds_extracting")})
-    return pd.DataFrame(rows)
+def shapley(res: Results) -> pd.DataFrame:
+    """shapley.csv as mean over folds with its t-interval: summarised here when it holds per-fold values."""
+    table = res["shapley.csv"]
+    return stats.shapley_summary(table) if "fold" in table else table
 
 
-def markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A pipe table (no tabulate dependency)."""
-    if index:
-        df = df.reset_index()
-    header = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row) + " |"
-            for row in df.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+def shapley_matrix(res: Results, level: str, value: str = "shapley_mean") -> pd.DataFrame:
+    """One column of the Shapley summary for one level ('modality' or 'feature set'): metrics (UA, then
+    each emotion's recall) x players."""
+    table = shapley(res)
+    matrix = table[table.level == level].pivot(index="metric", columns="player", values=value)
+    order = ["ua", *[f"recall_{e}" for e in emotions(res)]]
+    matrix = matrix.reindex([m for m in order if m in matrix.index])
+    matrix.index = ["UA" if m == "ua" else m.removeprefix("recall_") for m in matrix.index]
+    return matrix
 
 
-# ---------------------------------------------------------------------------------------------
-# Comparisons and failure analysis used by the written findings
-# ---------------------------------------------------------------------------------------------
-def fold_scores(results: pd.DataFrame, features: str, probe: str = "linear", metric: str = "ua") -> pd.Series:
-    """Per-fold score (averaged over seeds) of one feature set's headline rows."""
-    rows = headline_rows(results)
-    rows = rows[(rows.features == features) & (rows.probe == probe)]
-    return rows.groupby("fold")[metric].mean()
+def shapley_grid(res: Results, level: str) -> pd.DataFrame:
+    """Shapley values as 'mean [low, high]' in points (t-interval over folds): players x metrics."""
+    mean, low, high = (shapley_matrix(res, level, v) for v in ("shapley_mean", "ci_low", "ci_high"))
+    return pd.DataFrame({p: [f"{pct(m, True)} {interval(lo, hi, True)}" for m, lo, hi in zip(mean[p], low[p], high[p])]
+                         for p in mean}, index=mean.index).T.rename_axis("player")
 
 
-def paired(results: pd.DataFrame, a: str, b: str, probe: str = "linear") -> dict:
-    """a minus b over the folds both have: mean, std, folds won, and a two-sided Wilcoxon p."""
-    from scipy.stats import wilcoxon
-
-    sa, sb = fold_scores(results, a, probe), fold_scores(results, b, probe)
-    common = sa.index.intersection(sb.index)
-    diff = (sa[common] - sb[common]).to_numpy()
-    p = wilcoxon(diff).pvalue if len(diff) >= 5 and np.any(diff != 0) else np.nan
-    return {"a": a, "b": b, "mean": diff.mean(), "std": diff.std(ddof=1) if len(diff) > 1 else np.nan,
-            "wins": int((diff > 0).sum()), "n": len(diff), "p": p}
+# -- pairs of stores -----------------------------------------------------------------------------
+def pooling_pairs(res: Results) -> list[tuple[str, str]]:
+    """(set at its store's default pooling, set at another pooling of the same store)."""
+    table = sets(res)
+    main = main_set(res)
+    other = table[table.role == "extra pooling"]
+    return [(main[store], features) for store, features in zip(other.store, other.features) if store in main]
 
 
-def describe_paired(d: dict) -> str:
-    p = "n/a" if np.isnan(d["p"]) else f"{d['p']:.3f}"
-    return (f"{d['a']} minus {d['b']}: {100 * d['mean']:+.1f} ± {100 * d['std']:.1f} UA points over "
-            f"{d['n']} folds ({d['a']} higher in {d['wins']} of {d['n']}; Wilcoxon p = {p})")
+def twin_pairs(res: Results) -> pd.DataFrame:
+    """Each probed pretrained store and the random-init store whose twin_of names it: columns
+    pretrained, random (stores), and their sets."""
+    stores, main = res["stores.csv"], main_set(res)
+    twins = stores[stores.twin_of.notna()]
+    pairs = pd.DataFrame({"pretrained": twins.modality + "/" + twins.twin_of, "random": twins.store})  # store ids
+    pairs["pretrained_set"], pairs["random_set"] = pairs.pretrained.map(main), pairs.random.map(main)
+    return pairs.dropna().reset_index(drop=True)
 
 
-def load_predictions(features: str, probe: str = "linear", results_dir=None) -> pd.DataFrame:
-    import re
+def variant_pairs(res: Results) -> pd.DataFrame:
+    """Stores made with an encoder option changed (stores.csv `variant`, e.g. a longer context) and
+    the same encoder's store without it; columns store, plain, variant, both sets and the extraction
+    seconds of both. A variant with more than one candidate is left out (ambiguous)."""
+    stores, main = res["stores.csv"], main_set(res)
+    own = stores.twin_of.isna() & stores.first_seconds.isna()
+    plain = stores[own & stores.variant.isna()][["modality", "encoder", "store", "seconds_extracting"]]
+    pairs = stores[own & stores.variant.notna()].merge(plain, on=["modality", "encoder"], suffixes=("", "_plain"))
+    pairs = pairs.groupby("store").filter(lambda g: len(g) == 1)
+    pairs = pairs.rename(columns={"store_plain": "plain", "seconds_extracting_plain": "plain_seconds"})
+    pairs["set"], pairs["plain_set"] = pairs.store.map(main), pairs.plain.map(main)
+    return pairs[["store", "plain", "variant", "set", "plain_set", "seconds_extracting", "plain_seconds"]].dropna(
+        subset=["set", "plain_set"]).reset_index(drop=True)
 
-    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", features)
-    return pd.read_csv(Path(results_dir or config.RESULTS) / "predictions" / f"{slug}__{probe}.csv.gz",
-                       dtype={"layer": str})
+
+def not_run(res: Results) -> pd.DataFrame:
+    """Every registered encoder with no store of its own weights in stores.csv, with the reason from
+    its card, and its random twin's store when that ran."""
+    stores = res["stores.csv"]
+    own = set(stores[stores.weights != encoders.RANDOM].encoder)
+    twins = stores[stores.weights == encoders.RANDOM].groupby("encoder").store.agg(", ".join)
+    cards = pd.DataFrame(encoders.cards())
+    cards = cards[~cards.name.isin(own)]
+    return pd.DataFrame({"encoder": cards.name, "modality": cards.modality, "weights": cards.weights,
+                         "objective": cards.objective,
+                         "reason": np.where(cards.needs_hub, HUB_REASON, "not extracted"),
+                         "random twin run": cards.name.map(twins)}).reset_index(drop=True)
 
 
-def headline_predictions(features: str, probe: str = "linear", results_dir=None) -> pd.DataFrame:
-    preds = load_predictions(features, probe, results_dir)
-    return preds[preds.layer.isin(["all", "inner-best"])]
+def versus_handcrafted(res: Results) -> pd.DataFrame:
+    """Each base set that is not hand-crafted minus each hand-crafted base set (rows minus columns),
+    as brief_comparison cells; empty when either side has none."""
+    base = sets(res)
+    base = base[base.role == "base"]
+    handcrafted, learned = (base[m].features for m in (base.weights == "hand-crafted", base.weights != "hand-crafted"))
+    return pd.DataFrame({h: [brief_comparison(compare(res, single(f), single(h))) for f in learned]
+                         for h in handcrafted}, index=pd.Index(learned, name="features"))
+
+
+# -- failures ------------------------------------------------------------------------------------
+def ua(preds: pd.DataFrame) -> float:
+    """UA of per-clip predictions (y_true, y_pred), over the classes present in y_true."""
+    classes = sorted(set(preds.y_true.astype(str)) | set(preds.y_pred.astype(str)))
+    y, pred = (pd.Categorical(preds[c].astype(str), categories=classes).codes for c in ("y_true", "y_pred"))
+    return float(probes.balanced_accuracy(np.asarray(y), np.asarray(pred)))
 
 
 def confused_pairs(preds: pd.DataFrame, top: int = 5) -> pd.DataFrame:
-    """Most frequent (true -> predicted) errors as a share of the true class's clips."""
-    errors = preds[preds.y_true != preds.y_pred]
-    counts = errors.groupby(["y_true", "y_pred"]).size().rename("errors").reset_index()
-    totals = preds.groupby("y_true").size()
-    counts["share_pct"] = (100 * counts.errors / counts.y_true.map(totals)).round(1)
-    counts["true"] = counts.y_true.map(labels.EMOTIONS)
-    counts["predicted"] = counts.y_pred.map(labels.EMOTIONS)
-    return counts.sort_values("share_pct", ascending=False).head(top)[["true", "predicted", "errors", "share_pct"]]
+    """Most frequent errors (true -> predicted) as a share of the true class's test predictions."""
+    truth, pred = preds.y_true.astype(str), preds.y_pred.astype(str)
+    errors = pd.DataFrame({"true": truth, "predicted": pred})[truth != pred]
+    counts = errors.value_counts().rename("errors").reset_index()
+    counts["share"] = counts.errors / counts["true"].map(truth.value_counts()).astype(float)
+    return counts.sort_values("share", ascending=False, ignore_index=True).head(top)
 
 
-def ua_by(preds: pd.DataFrame, clips: pd.DataFrame, column: str) -> pd.Series:
-    """UA (%) of the predictions within each value of a clip attribute (actor, intensity, sex...)."""
-    from sklearn.metrics import balanced_accuracy_score
+def attributes(clips: pd.DataFrame) -> list[str]:
+    """The clip attributes worth splitting errors by: columns other than the manifest's own fields
+    that take more than one value and are not just another name for the label or the speaker (a
+    RAVDESS emotion code, an actor number); sex, which each speaker has one of, stays."""
+    def renames(column, of):
+        pairs = clips[[column, of]].astype(str).drop_duplicates()
+        return pairs[column].is_unique and pairs[of].is_unique
 
-    import warnings
+    return [c for c in clips.columns if c not in FIELDS and clips[c].nunique() > 1
+            and not renames(c, "label") and not renames(c, "speaker")]
 
-    joined = preds.merge(clips[["key", column]], on="key")
-    with warnings.catch_warnings():  # a subgroup (e.g. strong intensity) lacks some classes: expected
-        warnings.simplefilter("ignore", UserWarning)
-        return joined.groupby(column).apply(
-            lambda d: 100 * balanced_accuracy_score(d.y_true, d.y_pred), include_groups=False).round(1)
+
+def ua_by(preds: pd.DataFrame, clips: pd.DataFrame, column: str) -> pd.DataFrame:
+    """UA within each value of a clip attribute of `clips` (or of the predictions' speaker): value, ua, clips."""
+    joined = preds if column in preds else preds.merge(clips[["key", column]].drop_duplicates("key"), on="key")
+    rows = [{"value": READABLE.get(column, {}).get(value, value), "ua": ua(part), "clips": part.key.nunique()}
+            for value, part in joined.groupby(column)]
+    return pd.DataFrame(rows)

@@ -201,9 +201,9 @@ def available_stores(root: str | os.PathLike | None = None, log=print) -> list[E
     return complete
 
 
-PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "layered",
-                      "n_layers", "default_pooling", "poolings", "n_clips", "n_failures", "model_id",
-                      "data_root", "precision", "seconds_extracting", "date"]
+PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "first_seconds",
+                      "base_set", "layered", "n_layers", "default_pooling", "poolings", "n_clips", "n_failures",
+                      "model_id", "data_root", "precision", "seconds_extracting", "date"]
 
 
 def provenance(stores: list[EmbeddingStore]) -> "pd.DataFrame":

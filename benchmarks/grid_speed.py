@@ -1,0 +1,131 @@
+"""How long the probe grid takes: today's grid beside the old commit's, on the same stores, in one run.
+
+    python benchmarks/grid_speed.py --data-root ../shared/data/ravdess
+    python benchmarks/grid_speed.py --features egemaps compare logmel mfcc whisper-tiny.en-ct2 openface-au-means \
+        wav2vec2-base-randinit
+
+The old commit is checked out into a temporary `git worktree` and its experiments/train_probes.py is
+run with this interpreter; then this tree's. Both read the same stores: a temporary folder of links
+to the complete stores selected (so neither grid trips over a store still being extracted) and write
+to temporary folders. Wall and CPU seconds of each (CPU: all processes of the grid together), the
+ratio, the new grid's seconds per part (summed over its fold processes), and the machine's load
+average before and after go to results/benchmarks/grid_speed.json. Past TARGET_S, it says by how
+much, which part costs most, and what the grid would take without early fusion.
+Not a test: timings depend on the machine and on what else runs on it.
+"""
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from emoprobe import cli, config  # noqa: E402
+from emoprobe.errors import NoDataError  # noqa: E402
+from emoprobe.probes.features import selected  # noqa: E402
+from emoprobe.store.store import available_stores  # noqa: E402
+
+OLD_COMMIT = "a5827c9"  # the last commit with the pairs + all-sets grid (one L2 penalty over z-scored concatenations)
+TARGET_S = 60.0  # the whole default grid on the current stores, on a 2-core machine
+JOBS = 2  # fold processes, for both grids (their default)
+
+
+def linked_stores(root: Path, features: list[str] | None) -> tuple[tempfile.TemporaryDirectory, list[str]]:
+    """A temporary embeddings folder of symlinks to the complete stores (those matching `features`)."""
+    folder = tempfile.TemporaryDirectory(prefix="grid_speed_stores_")
+    chosen = [s for s in available_stores(root, log=None) if selected(s, features)]
+    for store in chosen:
+        link = Path(folder.name) / store.modality / store.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(store.dir.resolve(), target_is_directory=True)
+    return folder, [s.id for s in chosen]
+
+
+def timed(command: list[str], cwd: Path) -> dict:
+    """Run a grid; its wall seconds and the CPU seconds of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[1:3])} failed in {cwd.name}:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+
+
+def count_rows(path: Path) -> int:
+    with open(path) as f:
+        return sum(1 for _ in f) - 1
+
+
+def main(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--features", nargs="*", help="only these stores (as experiments/train_probes.py --features)")
+    p.add_argument("--old-commit", default=OLD_COMMIT, help="the commit whose grid is 'today's' (default: %(default)s)")
+    p.add_argument("--skip-old", action="store_true", help="time only this tree's grid")
+    p.add_argument("--note", default="", help="what else ran on the machine (recorded with the results)")
+    p.add_argument("--out", help="folder for grid_speed.json (default: results/benchmarks)")
+    args = p.parse_args(argv)
+
+    data_root = str(config.data_root(args.data_root))
+    stores_dir, stores = linked_stores(config.embeddings_dir(args.embeddings_dir), args.features)
+    if not stores:
+        raise NoDataError("no complete embedding store matches: run experiments/extract_*.py first")
+    print(f"{len(stores)} stores: {', '.join(stores)}")
+    report = {"stores": stores, "old_commit": args.old_commit, "target_s": TARGET_S, "jobs": JOBS,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                          "load_average_before": [round(x, 2) for x in os.getloadavg()]},
+              "note": args.note}
+    with tempfile.TemporaryDirectory(prefix="grid_speed_") as tmp:
+        tmp = Path(tmp)
+        common = ["--data-root", data_root, "--embeddings-dir", stores_dir.name, "--jobs", str(JOBS)]
+        if not args.skip_old:
+            worktree = tmp / "old"
+            subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.old_commit], cwd=REPO,
+                           check=True, capture_output=True)
+            try:
+                print(f"old grid ({args.old_commit})...", flush=True)
+                old = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "old_results")],
+                            worktree)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
+            old["n_results"] = count_rows(tmp / "old_results" / "probes.csv")
+            report["old"] = old
+        print("new grid...", flush=True)
+        timing = tmp / "timing.json"
+        new = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "new_results"),
+                     "--timing", str(timing)], REPO)
+        new["n_results"] = count_rows(tmp / "new_results" / "probes.csv")
+        new.update(json.loads(timing.read_text()))
+        report["new"] = new
+    stores_dir.cleanup()
+
+    parts = new["parts_s"]
+    early_share = parts.get("fusions, early", 0.0) / sum(parts.values())
+    report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["summary"] = {
+        "new_wall_s": new["wall_s"], "over_target_s": round(max(0.0, new["wall_s"] - TARGET_S), 1),
+        "costliest_part": max(parts, key=parts.get),
+        "early_fusion_share_of_part_seconds": round(early_share, 3),
+        "estimated_wall_s_without_early_fusion": round(new["wall_s"] * (1 - early_share), 1)}
+    if "old" in report:
+        report["summary"].update({"old_wall_s": report["old"]["wall_s"],
+                                  "speedup_wall": round(report["old"]["wall_s"] / new["wall_s"], 2),
+                                  "speedup_cpu": round(report["old"]["cpu_s"] / new["cpu_s"], 2)})
+    out = Path(args.out) if args.out else config.results_dir() / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["summary"], indent=1))
+    print(f"-> {config.relative(out / 'grid_speed.json')}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,347 @@
+"""The probe grid: every feature set, every layer, every fusion of the base sets by every method.
+
+Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training speakers only:
+1. every single set: a linear probe per layer (C by inner CV); a layered set's headline is the layer
+   with the best inner-CV UA ('inner-best'); the MLP on every base set and random control;
+2. every fusion of base sets (each at its inner-best layer) by every method of fusion.METHODS
+   (select, early, late, stack) and by `auto` (the method with the best inner-CV UA), for every
+   coalition `shapley.coalitions` asks for (all of them up to shapley.MAX_EXACT_PLAYERS base sets);
+3. "best single set (inner CV)": the base set with the best inner-CV UA, the reference a fusion must
+   beat, chosen without test labels;
+4. the MLP on the early fusion of all base sets.
+Folds run in parallel processes. Results carry explicit columns (see RESULT_COLUMNS); the `features`
+label is for reading only, and feature_sets() says which stores make up each label.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+from ..data import folds as folds_mod
+from ..data import labels
+from . import fusion, shapley
+from .features import FeatureSet, join
+from .fusion import System
+from .linear import INNER_FOLDS, inner_splits, linear_probe
+from .mlp import SEEDS, mlp_probe
+from .solver import Rotated, rotate
+
+BEST_SINGLE = "best single set (inner CV)"
+FUSION_SEPARATOR = " + "  # in readable labels only
+RESULT_COLUMNS = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion",
+                  "fold", "seed", "n_train", "n_test", "inner_ua", "C", "ua", "wa", "macro_f1"]
+CHOICE_COLUMNS = ["chosen_layer", "member_layers", "chosen_method", "chosen_set"]
+PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
+
+
+def targets(clips: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(class index per clip, class names, speaker per clip) from a clips table: `label` and
+    `speaker` (emoprobe.data.clips), or RAVDESS's `emotion` codes and `actor`."""
+    if "label" in clips:
+        label = clips.label.astype("category")
+        return label.cat.codes.to_numpy(), [str(c) for c in label.cat.categories], clips.speaker.to_numpy()
+    codes = sorted(clips.emotion.unique())
+    return np.searchsorted(codes, clips.emotion), [labels.EMOTIONS[c] for c in codes], clips.actor.to_numpy()
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """UA (headline), WA, macro-F1 over the classes present in y_true, and recall per class (nan for
+    a class absent from the test rows). y: class indices."""
+    present = np.unique(y_true)
+    recalls = dict(zip(present, recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)))
+    return {"ua": balanced_accuracy_score(y_true, y_pred), "wa": accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
+            **{f"recall_{name}": recalls.get(i, np.nan) for i, name in enumerate(classes)}}
+
+
+@dataclass
+class Prepared:
+    """A feature set joined to the clips table: its rows (clip indices, sorted) and X aligned to them."""
+
+    fs: FeatureSet
+    role: str
+    rows: np.ndarray
+    X: np.ndarray
+
+
+@dataclass
+class Member:
+    """A base set in one fold, as fusions use it: its inner-best layer's block and tuned probe."""
+
+    prepared: Prepared
+    layer: int | None
+    block: Rotated
+    logp: np.ndarray  # (rows, K): OOF log-probabilities on training rows, the full fit's on test rows
+    system: System
+
+
+class FoldRun:
+    """Everything the grid does in one outer fold (run in a worker process)."""
+
+    def __init__(self, fold, test_speakers, y, classes, speakers, keys, seeds, probes, log):
+        self.fold, self.y, self.classes, self.speakers, self.keys = fold, y, classes, speakers, keys
+        self.seeds, self.probes, self.log = seeds, probes, log
+        self.test_speakers = test_speakers
+        train, _ = folds_mod.split(speakers, test_speakers)
+        self.split_of = dict(zip(speakers[train], inner_splits(speakers, train)))  # speaker -> inner split
+        self.rows, self.predictions, self.seconds = [], [], {}
+        self.members = {}  # features label -> the set names it is made of (for feature_sets.csv)
+
+    def local(self, rows: np.ndarray):
+        """(train, test, inner split of each training row) within `rows`, or None when the rows
+        cannot be trained and tested on (no test clip, or an empty inner split)."""
+        speakers = self.speakers[rows]
+        train, test = folds_mod.split(speakers, self.test_speakers)
+        split = np.array([self.split_of.get(s, -1) for s in speakers[train]])
+        if not len(test) or len(set(split)) < INNER_FOLDS or (split < 0).any():
+            return None
+        return train, test, split
+
+    def timed(self, part: str, start: float) -> None:
+        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+    def emit(self, label: dict, rows: np.ndarray, test: np.ndarray, system_pred: np.ndarray, n_train: int,
+             seed: int = 0, extra: dict | None = None, prediction: bool = True) -> None:
+        """One results row (and, for a headline row, its per-clip predictions)."""
+        label = dict(label)
+        self.members[label["features"]] = label.pop("members")
+        y_true = self.y[rows[test]]
+        row = {**label, "fold": self.fold, "seed": seed, "n_train": n_train, "n_test": len(test),
+               **scores(y_true, system_pred, self.classes), **(extra or {})}
+        self.rows.append(row)
+        if prediction:
+            self.predictions.append(pd.DataFrame({
+                "features": label["features"], "probe": label["probe"], "fusion": label["fusion"],
+                "layer": str(label["layer"]), "fold": self.fold, "seed": seed, "key": self.keys[rows[test]],
+                "speaker": self.speakers[rows[test]], "y_true": y_true, "y_pred": system_pred}))
+
+    # -- 1. single sets ------------------------------------------------------------------------
+    def single(self, p: Prepared) -> Member | None:
+        where = self.local(p.rows)
+        if where is None:
+            self.log(f"  {p.fs.name} {self.fold}: skipped, cannot train and test on its clips")
+            return None
+        train, test, split = where
+        y = self.y[p.rows]
+        started = time.perf_counter()
+        layers = [p.X[:, layer] for layer in range(p.fs.n_layers)] if p.fs.layered else [p.X]
+        blocks = [rotate(X, train) for X in layers]
+        fit = linear_probe(blocks, y, len(self.classes), train, test, split)
+        best = fit.best_layer
+        label = describe([p], "linear", "none")
+        for layer in range(len(blocks)):
+            self.emit({**label, "layer": layer if p.fs.layered else "all"}, p.rows, test, fit.pred[layer],
+                      len(train), extra={"inner_ua": fit.best_inner_ua[layer], "C": fit.C[layer]},
+                      prediction=not p.fs.layered)
+        if p.fs.layered:
+            self.emit({**label, "layer": "inner-best"}, p.rows, test, fit.pred[best], len(train),
+                      extra={"inner_ua": fit.best_inner_ua[best], "C": fit.C[best], "chosen_layer": best})
+        self.timed("single sets, linear", started)
+        if "mlp" in self.probes and p.role in ("base", "random control"):
+            self.mlp([p], blocks[best], train, test, p.rows, "none",
+                     {"chosen_layer": best} if p.fs.layered else {})
+        system = System.from_linear(fit, best)
+        logp = np.empty((len(p.rows), len(self.classes)), dtype=np.float32)
+        logp[train], logp[test] = system.oof_logp, system.test_logp
+        return Member(p, best if p.fs.layered else None, blocks[best], logp, system)
+
+    def mlp(self, sets, block, train, test, rows, fusion_method, extra) -> None:
+        started = time.perf_counter()
+        pred = mlp_probe(block, self.y[rows], len(self.classes), self.speakers[rows], train, test, self.seeds)
+        label = describe(sets, "mlp", fusion_method)
+        for seed, seed_pred in zip(self.seeds, pred):
+            self.emit(label, rows, test, seed_pred, len(train), seed, extra)
+        self.timed("MLP", started)
+
+    # -- 2.-4. fusions ---------------------------------------------------------------------------
+    def fusions(self, members: list[Member], subsets: list[tuple[int, ...]]) -> None:
+        """Every fusion method on each subset (indices into members) of two or more members, and
+        the MLP on the early fusion of all of them."""
+        by_rows = {}  # subsets over the same clips share one batched stacker fit
+        for subset in (s for s in subsets if len(s) > 1):
+            group = [members[i] for i in subset]
+            rows = reduce(np.intersect1d, [m.prepared.rows for m in group])
+            by_rows.setdefault(rows.tobytes(), (rows, []))[1].append(group)
+        for rows, groups in by_rows.values():
+            where = self.local(rows)
+            if where is None:
+                self.log(f"  {len(groups)} fusion(s) {self.fold}: skipped, cannot train and test on their clips")
+                continue
+            train, test, split = where
+            y, n_classes = self.y[rows], len(self.classes)
+            parts = [[self.restrict(m, rows, train, test) for m in group] for group in groups]
+            started = time.perf_counter()
+            early = [fusion.early([block for block, _ in part], y, n_classes, train, test, split) for part in parts]
+            self.timed("fusions, early", started)
+            started = time.perf_counter()
+            systems = [[system for _, system in part] for part in parts]
+            late = [fusion.late(group, y[train], split) for group in systems]
+            stacked = fusion.stack(systems, y, n_classes, train, test, split)
+            self.timed("fusions, late and stack", started)
+            for group, candidates in zip(groups, zip(map(fusion.select, systems), early, late, stacked)):
+                candidates = dict(zip(fusion.METHODS, candidates))
+                label = describe([m.prepared for m in group], "linear", "")
+                for method, system in [*candidates.items(), ("auto", fusion.auto(candidates))]:
+                    chosen = {"chosen_method": system.method} if method == "auto" else {}
+                    if system.member is not None:
+                        chosen["chosen_set"] = group[system.member].prepared.fs.name
+                    self.emit({**label, "fusion": method}, rows, test, system.pred, len(train),
+                              extra={"inner_ua": system.inner_ua, "C": system.C, "member_layers": member_layers(group),
+                                     **chosen})
+            everything = [i for i, group in enumerate(groups) if len(group) == len(members)]
+            if "mlp" in self.probes and everything:
+                fused = fusion.early_block([block for block, _ in parts[everything[0]]])
+                self.mlp([m.prepared for m in members], rotate(fused.X, train, standardise_first=False),
+                         train, test, rows, "early", {"member_layers": member_layers(members)})
+
+    @staticmethod
+    def restrict(m: Member, rows: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[Rotated, System]:
+        """A member's block and probe on a fusion's rows (a subset of its own, usually all of them)."""
+        at = np.searchsorted(m.prepared.rows, rows)
+        logp = m.logp[at]
+        return (Rotated(m.block.X[at], m.block.variance),
+                System(m.system.inner_ua, logp[train], logp[test], m.system.C))
+
+    def best_single(self, members: list[Member]) -> None:
+        """The base set inner CV prefers (fusion.select over all of them), on its own rows."""
+        best = members[fusion.select([m.system for m in members]).member]
+        train, test, _ = self.local(best.prepared.rows)
+        # one label in every fold, whichever set each fold chose (chosen_set and chosen_layer say which)
+        label = {**describe([m.prepared for m in members], "linear", "none"), "features": BEST_SINGLE,
+                 "members": [], "n_members": 1, "layer": "inner-best"}
+        self.emit(label, best.prepared.rows, test, best.system.pred, len(train),
+                  extra={"inner_ua": best.system.inner_ua, "C": best.system.C, "chosen_set": best.prepared.fs.name,
+                         "chosen_layer": best.layer})
+
+
+def member_layers(members: list[Member]) -> str:
+    """The layer inner CV chose for each member, in member order ('-': not layered), e.g. '-+5'.
+    The same choice is in each member's own 'inner-best' row (chosen_layer) of that fold."""
+    return "+".join("-" if m.layer is None else str(m.layer) for m in members)
+
+
+def describe(sets: list[Prepared], probe: str, fusion_method: str) -> dict:
+    """The explicit columns that say what a row is."""
+    fs = [p.fs for p in sets]
+    return {"features": FUSION_SEPARATOR.join(f.name for f in fs), "members": [f.name for f in fs],
+            "n_members": len(fs), "modalities": "+".join(sorted({f.modality for f in fs})),
+            "weights": "+".join(sorted({f.weights for f in fs})),
+            "pooling": fs[0].pooling if len(fs) == 1 else "default", "probe": probe, "fusion": fusion_method,
+            "layer": "inner-best" if any(f.layered for f in fs) else "all"}
+
+
+def run_fold(fold, test_speakers, y, classes, speakers, keys, prepared, subsets, seeds, probes, log=print):
+    """One outer fold of the grid: (result rows, prediction frames, seconds per part, members of
+    each features label)."""
+    torch.set_num_threads(1)  # one process per fold; tiny matrices gain nothing from more threads
+    run = FoldRun(fold, test_speakers, y, classes, speakers, keys, seeds, probes, log)
+    members = {}
+    for p in prepared:
+        member = run.single(p)
+        if member is not None and p.role == "base":
+            members[p.fs.name] = member
+    base = [p.fs.name for p in prepared if p.role == "base"]
+    if members and len(members) == len(base):
+        run.fusions([members[name] for name in base], subsets)
+        run.best_single(list(members.values()))
+    elif members:
+        log(f"  {fold}: {len(base) - len(members)} base set(s) untrainable, no fusions")
+    return run.rows, run.predictions, run.seconds, run.members
+
+
+def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]) -> list[Prepared]:
+    """Each set's rows in the clips table (joined by clip key) and X aligned to them, float32."""
+    out = []
+    for fs in [*base, *extra]:
+        role = ("base" if any(fs is b for b in base) else "random control" if fs.is_random_control
+                else "extra pooling" if ":" in fs.name else "variant")
+        _, (X,) = join([fs], clips)
+        out.append(Prepared(fs, role, np.flatnonzero(clips.key.isin(set(fs.keys))), X.astype(np.float32)))
+    return out
+
+
+def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet] = (), scheme: str = "auto",
+             seeds=SEEDS, probes=("linear", "mlp"), max_exact: int = shapley.MAX_EXACT_PLAYERS,
+             n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1,
+             log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
+    predictions, one row per test clip of every headline row; feature_sets, one row per features
+    label x member; seconds per part, summed over folds).
+
+    base sets are fused (and sampled for Shapley values past max_exact of them); extra sets (other
+    poolings, random controls) are probed alone.
+    """
+    from joblib import Parallel, delayed
+
+    y, classes, speakers = targets(clips)
+    prepared = prepare(clips, base, extra)
+    modalities = sorted({fs.modality for fs in base})
+    required = [tuple(i for i, fs in enumerate(base) if fs.modality in ms)
+                for k in range(1, len(modalities) + 1) for ms in itertools.combinations(modalities, k)]
+    subsets = shapley.coalitions(len(base), required, max_exact, n_permutations)
+    if len(base) > max_exact:
+        log(f"[grid] {len(base)} base sets > {max_exact}: {len(subsets)} sampled coalitions "
+            f"({n_permutations} permutations) instead of {2 ** len(base) - 1}")
+    for p in prepared:
+        log(f"[grid] {p.fs.name} ({p.role}): {len(p.rows)} clips, {p.fs.n_layers} layer(s) x {p.fs.dim} dims")
+    fold_speakers = folds_mod.load_folds(clips, scheme)
+    done = Parallel(n_jobs=n_jobs)(
+        delayed(run_fold)(fold, test, y, classes, speakers, clips.key.to_numpy(), prepared, subsets, seeds, probes,
+                          log if n_jobs == 1 else _quiet)
+        for fold, test in fold_speakers.items())
+    results = pd.DataFrame([row for rows, *_ in done for row in rows])
+    results = results.reindex(columns=[*RESULT_COLUMNS, *[f"recall_{c}" for c in classes], *CHOICE_COLUMNS])
+    predictions = pd.concat([p for _, preds, *_ in done for p in preds], ignore_index=True)
+    for column in ("y_true", "y_pred"):
+        predictions[column] = pd.Categorical.from_codes(predictions[column], categories=classes)
+    seconds, members = {}, {}
+    for *_, part, names in done:
+        members.update(names)
+        for k, v in part.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
+
+
+def _quiet(*_):
+    pass
+
+
+def feature_sets(prepared: list[Prepared], members: dict[str, list[str]]) -> pd.DataFrame:
+    """feature_sets.csv: one row per features label x member, with the member's store, modality,
+    encoder, pooling, weights, objective, layered: code finds a fusion's members by this join."""
+    by_name = {p.fs.name: p for p in prepared}
+    rows = []
+    for features, names in members.items():
+        for i, name in enumerate(names):
+            p = by_name[name]
+            rows.append({"features": features, "n_members": len(names), "member": i, "set": name,
+                         "store": p.fs.store, "modality": p.fs.modality, "encoder": p.fs.encoder,
+                         "pooling": p.fs.pooling, "weights": p.fs.weights, "objective": p.fs.objective,
+                         "layered": p.fs.layered, "n_layers": p.fs.n_layers, "dim": p.fs.dim, "role": p.role})
+    return pd.DataFrame(rows)
+
+
+def summarise(results: pd.DataFrame, metrics=("ua", "wa", "macro_f1")) -> pd.DataFrame:
+    """Mean and std over folds (and seeds) per features x layer x probe x fusion, best UA first."""
+    keys = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion"]
+    grouped = results.astype({"layer": str}).groupby(keys, sort=False)
+    table = grouped[list(metrics)].agg(["mean", "std"])
+    table.columns = [f"{m}_{s}" for m, s in table.columns]
+    table["n_folds"] = grouped.fold.nunique()
+    table["n_seeds"] = grouped.seed.nunique()
+    return table.reset_index().sort_values("ua_mean", ascending=False, ignore_index=True)
+
+
+def read_predictions(path, **where) -> pd.DataFrame:
+    """The per-clip predictions file (predictions.parquet), optionally filtered by column values,
+    e.g. read_predictions(results / "predictions.parquet", features=..., probe="linear", fusion="auto")."""
+    filters = [(column, "==", value) for column, value in where.items()] or None
+    return pd.read_parquet(path, filters=filters)

@@ -1,0 +1,110 @@
+"""The generated findings: both files from the fixture, nothing that depends on store names, and a
+line saying what is not available (and which command makes it) for every absent results file."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from emoprobe import config
+from emoprobe.report import findings, tables
+
+FIXTURE_RESULTS = config.REPO / "tests" / "fixtures" / "results_small" / "results"
+# Renames applied to every store, set and encoder name: characters a label parser would split on,
+# and no '-randinit' suffix, so only the explicit columns can say what is what.
+RENAMES = [("-randinit", "-rnd"), ("encoder-30s", "encoder-long"), ("fx-", "m+v:")]
+REPORT_CODE = [*sorted((config.REPO / "emoprobe" / "report").glob("*.py")), config.REPO / "experiments" / "make_findings.py"]
+
+
+def generate(results_dir) -> tuple[str, str]:
+    res = tables.load(results_dir)
+    return findings.findings(res), findings.questions(res)
+
+
+def rename(text: str) -> str:
+    for old, new in RENAMES:
+        text = text.replace(old, new)
+    return text
+
+
+def renamed_copy(source, target):
+    """The fixture's results with every name renamed, in every table and in the predictions."""
+    target.mkdir()
+    for path in source.iterdir():
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        for column in table.columns:
+            if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):
+                table[column] = table[column].astype(str).map(rename)
+        if path.suffix == ".parquet":
+            table.to_parquet(target / path.name, index=False)
+        else:
+            table.to_csv(target / path.name, index=False)
+
+
+@pytest.fixture(scope="module")
+def fixture_text():
+    return generate(FIXTURE_RESULTS)
+
+
+def test_both_files_have_every_section_and_no_gap_on_the_fixture(fixture_text, tmp_path):
+    out, questions = tmp_path / "findings.md", tmp_path / "research_questions.md"
+    subprocess.run([sys.executable, config.REPO / "experiments" / "make_findings.py", "--results", FIXTURE_RESULTS,
+                    "--out", out, "--questions-out", questions], check=True)
+    text, answers = fixture_text
+    assert out.read_text().strip() == text.strip() and questions.read_text().strip() == answers.strip()
+    for title in ("What was run", "What was not run", "Single feature sets", "Fusions", "Per-layer UA",
+                  "Per-emotion recall", "Shapley values"):
+        assert f"## {title}" in text
+    for n in range(1, 6):
+        assert f"## RQ{n}." in answers
+    assert "not available: results" not in text + answers  # every file is in the fixture
+    assert "(AudioSet): ast-audioset; weights from the model hub: none of them runs offline" in text
+    assert "Reference: best single set (inner CV)" in text and re.search(r"ahead in \d of 6 folds", answers)
+    assert "auto fusion" in answers and "-30s" in answers and "its random twin" in answers
+    assert "analysis/figures/02_shapley_modalities.png" in answers
+
+
+def test_other_store_names_give_the_same_sentences(fixture_text, tmp_path):
+    renamed_copy(FIXTURE_RESULTS, tmp_path / "results")
+    text, answers = generate(tmp_path / "results")
+    original = rename("\n".join(fixture_text)).replace(config.relative(FIXTURE_RESULTS), "RESULTS")
+    assert "fx-" not in text + answers and "randinit" not in text + answers
+    assert "m+v:encoder-long" in answers and "m+v:encoder-rnd" in answers
+    new = "\n".join([text, answers]).replace(config.relative(tmp_path / "results"), "RESULTS")
+    assert sorted(new.splitlines()) == sorted(original.splitlines())
+
+
+def test_absent_files_say_what_is_not_available_and_which_command_makes_it(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS, results)
+    for name in ("shapley.csv", "stores.csv", "transfer.csv", "duration.csv", "clips.csv"):
+        (results / name).unlink()
+    text, answers = generate(results)
+    for name, command in [("shapley.csv", "train_probes.py"), ("stores.csv", "train_probes.py"),
+                          ("transfer.csv", "transfer.py"), ("duration.csv", "duration.py"), ("clips.csv", "train_probes.py")]:
+        assert re.search(rf"not available: \S*{name} is absent \(made by `python experiments/{command}", text + answers), name
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text, answers = generate(empty)
+    assert text.count("not available") >= 7 and answers.count("not available") == 5
+
+
+def test_report_code_parses_no_label_or_store_name():
+    """Members come from feature_sets.csv, twins from twin_of, weights from the weights column."""
+    forbidden = [r'\.split\("\+"\)', r'":" in ', r"randinit", r"int\(float\(", r"\.split\(\":\"\)"]
+    for path in REPORT_CODE:
+        source = path.read_text()
+        for pattern in forbidden:
+            assert not re.search(pattern, source), f"{path.name}: {pattern}"
+
+
+def test_transfers_tested_on_song_are_named_as_such(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS, results)
+    transfer = pd.read_csv(results / "transfer.csv")
+    transfer.assign(test_channel="song").to_csv(results / "transfer.csv", index=False)
+    _, answers = generate(results)
+    assert "- Tested on song: " in answers and "song data was not available" not in answers
