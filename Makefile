@@ -9,9 +9,15 @@ OPENFACE_CSV_DIR ?=
 OPENFACE_AU_MEANS ?=
 # random twins of hub encoders that run offline too (the audio controls of the committed results)
 HUB_CONTROLS ?= wav2vec2-base-randinit
+# RQ3: encoders also run with Whisper's padded 30 s context (the variant; the clip's own length is the default)
+CONTEXT_VARIANTS ?= whisper-tiny.en whisper-base
+# RQ5: encoders re-run on each clip's first CUT_SECONDS, then probed by experiments/duration.py
+CUT_ENCODERS ?= egemaps whisper-tiny.en whisper-base
+CUT_SECONDS ?= 1 1.5 2 2.5 3
 export RAVDESS_ROOT
 
-.PHONY: setup test download audio-offline audio-hub controls openface video face probes findings all offline
+.PHONY: setup test download audio-offline audio-hub controls variants cuts openface video face probes transfer \
+	duration findings all offline
 
 setup:  ## create .venv, install the pinned requirements and the emoprobe package (editable)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +41,12 @@ audio-hub:  ## the audio encoders whose weights come from the model hub (not run
 controls:  ## random-init twins (same architecture, random weights): research question 4
 	$(PY) experiments/extract_audio.py --encoders controls $(HUB_CONTROLS) --no-sequences
 
+variants:  ## the 30 s context variant of CONTEXT_VARIANTS (RQ3: what padding to 30 s changes)
+	$(if $(strip $(CONTEXT_VARIANTS)),$(PY) experiments/extract_audio.py --encoders $(CONTEXT_VARIANTS) --set context=30s --no-sequences)
+
+cuts:  ## CUT_ENCODERS on each clip's first CUT_SECONDS (RQ5: UA against clip duration)
+	$(foreach s,$(CUT_SECONDS),$(PY) experiments/extract_audio.py --encoders $(CUT_ENCODERS) --first-seconds $(s) --no-sequences &&) true
+
 openface:  ## OpenFace action units, when OPENFACE_CSV_DIR or OPENFACE_AU_MEANS is given
 ifneq ($(OPENFACE_CSV_DIR),)
 	$(PY) experiments/extract_openface.py --csv-dir $(OPENFACE_CSV_DIR)
@@ -53,11 +65,18 @@ face:  ## MTCNN + the offline face models on the mp4s
 probes:  ## the probe grid on every complete store
 	$(PY) experiments/train_probes.py
 
+transfer:  ## RQ5: probes trained on the male actors tested on the female ones, and back
+	$(PY) experiments/transfer.py --train $(RAVDESS_ROOT) --test $(RAVDESS_ROOT) --train-where sex=male --test-where sex=female
+	$(PY) experiments/transfer.py --train $(RAVDESS_ROOT) --test $(RAVDESS_ROOT) --train-where sex=female --test-where sex=male
+
+duration:  ## RQ5: UA when only each clip's first seconds are heard (needs `make cuts`)
+	$(PY) experiments/duration.py
+
 findings:  ## findings.md and research_questions.md from results/, then the notebooks in place
 	$(PY) experiments/make_findings.py
 	$(PY) experiments/run_notebooks.py
 
-all: audio-offline audio-hub controls openface video face probes findings  ## everything (hub models need internet)
+all: audio-offline audio-hub controls variants cuts openface video face probes transfer duration findings  ## everything (hub models need internet)
 
 offline: export HF_HUB_OFFLINE := 1  # no hub lookups at all (else each model retries the network first)
-offline: audio-offline controls openface face probes findings  ## what runs with no internet (the committed results)
+offline: audio-offline controls variants cuts openface face probes transfer duration findings  ## what runs with no internet (the committed results)

@@ -2,11 +2,13 @@
 
     python experiments/transfer.py --train ../shared/data/ravdess --test ../shared/data/ravdess \\
         --train-channel speech --test-channel song          # RAVDESS speech -> song (same 24 actors)
+    python experiments/transfer.py --train ../shared/data/ravdess --test ../shared/data/ravdess \
+        --train-where sex=male --test-where sex=female      # male actors -> female actors
     python experiments/transfer.py --train ravdess.jsonl --test cremad.jsonl --label-map ANG=angry ...
 
 A and B are each a RAVDESS folder (with --train-channel / --test-channel) or a manifest. Both must
 have been embedded into the same stores first (extract_audio.py --data-root A, then --data-root B;
-keys must not collide). Every complete store's default pooling is probed (or --features): trained on
+keys must not collide). Every complete base store's default pooling is probed (or --features): trained on
 A, tested on B on the labels both share; when A and B share speakers, fold by fold with each fold's
 test speakers held out of training. Beside it, the within-corpus UA of B on the same labels (B's own
 speaker-disjoint folds). Rows go to results/transfer.csv (rows of the same train/test pair replaced).
@@ -19,11 +21,24 @@ import pandas as pd
 from emoprobe import cli, config
 from emoprobe.data import clips as clip_table
 from emoprobe.errors import UserError
+from emoprobe.probes.features import is_base_set
 from emoprobe.probes.transfer import transfer
 from emoprobe.store.store import available_stores
 
 CHANNEL = "speech"  # RAVDESS folders: the channel read unless --train-channel / --test-channel say otherwise
-WEIGHTS_LEFT_OUT = ("random control",)  # controls are probed in the grid, not transferred
+
+
+def select(clips: pd.DataFrame, where: list[str], side: str) -> pd.DataFrame:
+    """The clips whose attribute columns have the values given as COLUMN=VALUE."""
+    for item in where:
+        column, _, value = item.partition("=")
+        if not value or column not in clips:
+            raise UserError(f"--{side}-where {item}: expected COLUMN=VALUE with a column of the clips table "
+                            f"({', '.join(c for c in clips if c not in ('audio', 'video'))})")
+        clips = clips[clips[column].astype(str) == value]
+        if clips.empty:
+            raise UserError(f"--{side}-where {item}: no clip has it")
+    return clips.reset_index(drop=True)
 
 
 def main(argv=None):
@@ -32,6 +47,10 @@ def main(argv=None):
     p.add_argument("--test", required=True, metavar="B", help="RAVDESS folder or manifest to test on")
     p.add_argument("--train-channel", default=CHANNEL, choices=["speech", "song", "all"])
     p.add_argument("--test-channel", default=CHANNEL, choices=["speech", "song", "all"])
+    p.add_argument("--train-where", nargs="*", default=[], metavar="COLUMN=VALUE",
+                   help="keep only the training clips with these attributes, e.g. sex=male")
+    p.add_argument("--test-where", nargs="*", default=[], metavar="COLUMN=VALUE",
+                   help="keep only the test clips with these attributes, e.g. sex=female")
     p.add_argument("--features", nargs="*", help="only stores whose 'modality/name' contains one of these")
     p.add_argument("--label-map", nargs="*", default=[], metavar="FROM=TO",
                    help="rename labels (in both corpora) before matching them, e.g. ANG=angry")
@@ -42,10 +61,13 @@ def main(argv=None):
     if len(renames) != len(args.label_map):
         raise UserError("--label-map takes FROM=TO pairs")
     sides = {}
-    for side, root, channel in (("train", args.train, args.train_channel), ("test", args.test, args.test_channel)):
+    for side, root, channel, where in (("train", args.train, args.train_channel, args.train_where),
+                                       ("test", args.test, args.test_channel, args.test_where)):
         clips = clip_table.load(root, None if channel == "all" else channel, verbose=False)
         clips["label"] = clips.label.astype(str).replace(renames)
-        sides[side] = (f"{clip_table.data_label(root)}" + (f" ({channel})" if "channel" in clips else ""), clips)
+        clips = select(clips, where, side)
+        details = ([channel] if "channel" in clips else []) + where
+        sides[side] = clip_table.data_label(root) + (f" ({', '.join(details)})" if details else ""), clips
     (train_name, train), (test_name, test) = sides["train"], sides["test"]
     classes = [c for c in dict.fromkeys(train.label) if c in set(test.label)]
     if len(classes) < 2:
@@ -58,7 +80,8 @@ def main(argv=None):
     rows = []
     for store in available_stores(args.embeddings_dir):
         meta = store.meta()
-        if (args.features and not any(f in store.id for f in args.features)) or meta.get("weights") in WEIGHTS_LEFT_OUT:
+        # by default the base sets only: controls, variants and first-seconds cuts are the grid's and duration's
+        if not (any(f in store.id for f in args.features) if args.features else is_base_set(meta)):
             continue
         keys, X = store.load(meta.get("default_pooling", "mean"))
         row_of = {k: i for i, k in enumerate(keys)}

@@ -42,7 +42,7 @@ def read(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
-    records = []
+    records, numbers = [], []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -54,9 +54,10 @@ def read(path: str | os.PathLike) -> list[dict]:
         if not isinstance(record, dict):
             raise ManifestError(f"{where}: expected an object like {{\"key\": ..., \"label\": ...}}")
         records.append(check_record(record, where, path.parent))
+        numbers.append(number)
     if not records:
         raise ManifestError(f"{path}: no clips in the manifest")
-    check_records(records, path.name)
+    check_records(records, path.name, numbers)
     return records
 
 
@@ -87,21 +88,22 @@ def check_record(record: dict, where: str, base: Path) -> dict:
     return out
 
 
-def check_records(records: list[dict], source: str) -> None:
-    """Checks across lines: unique keys; folds given for all clips or none, one fold per speaker."""
+def check_records(records: list[dict], source: str, lines: list[int] | None = None) -> None:
+    """Checks across lines: unique keys; folds given for all clips or none, one fold per speaker.
+    lines: each record's line in the file, which messages name (default 1, 2, ...: no blank lines)."""
     seen, fold_of = {}, {}
     with_fold = sum(r.get("fold") is not None for r in records)
     if with_fold not in (0, len(records)):
         raise ManifestError(f"{source}: {with_fold} of {len(records)} clips have a fold; give every clip one or none")
-    for number, r in enumerate(records, start=1):
+    for number, r in zip(lines or range(1, len(records) + 1), records):
         if r["key"] in seen:
-            raise ManifestError(f"{source} clip {number}: key {r['key']!r} already used by clip {seen[r['key']]}")
+            raise ManifestError(f"{source} line {number}: key {r['key']!r} already used on line {seen[r['key']]}")
         seen[r["key"]] = number
         if r.get("fold") is not None:
             first = fold_of.setdefault(r["speaker"], (r["fold"], number))
             if first[0] != r["fold"]:
-                raise ManifestError(f"{source} clip {number}: speaker {r['speaker']!r} is in fold {r['fold']!r} "
-                                    f"here and in fold {first[0]!r} at clip {first[1]}: folds must be speaker-disjoint")
+                raise ManifestError(f"{source} line {number}: speaker {r['speaker']!r} is in fold {r['fold']!r} "
+                                    f"here and in fold {first[0]!r} on line {first[1]}: folds must be speaker-disjoint")
 
 
 def to_clips(records: list[dict], label_order: list[str] | None = None) -> pd.DataFrame:

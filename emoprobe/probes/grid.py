@@ -257,6 +257,18 @@ def run_fold(fold, test_speakers, y, classes, speakers, keys, prepared, subsets,
     return run.rows, run.predictions, run.seconds, run.members
 
 
+def trainable(set_speakers: np.ndarray, speakers: np.ndarray, fold_speakers: dict[str, list]) -> bool:
+    """Whether a set with clips of these speakers has, in every outer fold, test clips and training
+    clips in every inner split (what FoldRun.local needs)."""
+    for test_speakers in fold_speakers.values():
+        train, _ = folds_mod.split(speakers, test_speakers)
+        split_of = dict(zip(speakers[train], inner_splits(speakers, train)))
+        present = set(set_speakers)
+        if not present & set(test_speakers) or len({split_of[s] for s in present if s in split_of}) < INNER_FOLDS:
+            return False
+    return True
+
+
 def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]) -> list[Prepared]:
     """Each set's rows in the clips table (joined by clip key) and X aligned to them, float32."""
     out = []
@@ -282,7 +294,14 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     from joblib import Parallel, delayed
 
     y, classes, speakers = targets(clips)
-    prepared = prepare(clips, base, extra)
+    fold_speakers = folds_mod.load_folds(clips, scheme)
+    prepared = []
+    for p in prepare(clips, base, extra):
+        if trainable(speakers[p.rows], speakers, fold_speakers):
+            prepared.append(p)
+        else:  # e.g. a face store made from the few videos at hand: said, and kept out of every fusion
+            log(f"[grid] {p.fs.name} skipped: its {len(p.rows)} clip(s) cannot be trained and tested in every fold")
+    base = [p.fs for p in prepared if p.role == "base"]
     modalities = sorted({fs.modality for fs in base})
     required = [tuple(i for i, fs in enumerate(base) if fs.modality in ms)
                 for k in range(1, len(modalities) + 1) for ms in itertools.combinations(modalities, k)]
@@ -292,7 +311,6 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             f"({n_permutations} permutations) instead of {2 ** len(base) - 1}")
     for p in prepared:
         log(f"[grid] {p.fs.name} ({p.role}): {len(p.rows)} clips, {p.fs.n_layers} layer(s) x {p.fs.dim} dims")
-    fold_speakers = folds_mod.load_folds(clips, scheme)
     done = Parallel(n_jobs=n_jobs)(
         delayed(run_fold)(fold, test, y, classes, speakers, clips.key.to_numpy(), prepared, subsets, seeds, probes,
                           log if n_jobs == 1 else _quiet)

@@ -9,7 +9,8 @@ so the intervals are over folds (report.stats).
 
 Up to MAX_EXACT_PLAYERS base sets the grid fits every subset and the values are exact. Past that,
 2^k subsets are too many: the grid fits only the prefixes of N_PERMUTATIONS random player orders
-(`permutations`) and the values are permutation-sampled, with their sampling standard error.
+(`permutations`), and every pair, and the values are permutation-sampled, with their sampling
+standard error.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def coalitions(n_players: int, required: list[tuple[int, ...]] = (), max_exact: 
                n_permutations: int = N_PERMUTATIONS, seed: int = SEED) -> list[tuple[int, ...]]:
     """The non-empty coalitions (sorted player indices) that the grid must fit: every one up to
     max_exact players; else every prefix of the sampled orders, plus `required` (the modality
-    coalitions) and every single player."""
+    coalitions), every single player and every pair (the fusions a reader compares most)."""
     if n_players <= max_exact:
         return [c for k in range(1, n_players + 1) for c in itertools.combinations(range(n_players), k)]
     prefixes = {tuple(sorted(order[:k])) for order in permutations(n_players, n_permutations, seed)
                 for k in range(1, n_players + 1)}
     prefixes |= {tuple(sorted(c)) for c in required} | {(i,) for i in range(n_players)}
+    prefixes |= set(itertools.combinations(range(n_players), 2))
     return sorted(prefixes, key=lambda c: (len(c), c))
 
 
