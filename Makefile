@@ -60,7 +60,7 @@ video:  ## TimeSformer on the mp4s (model hub)
 	$(PY) experiments/extract_video.py
 
 face:  ## MTCNN + the offline face models on the mp4s
-	$(PY) experiments/extract_face.py
+	$(PY) experiments/extract_face.py --contact-sheet analysis/figures/face_crops_contact_sheet.png
 
 probes:  ## the probe grid on every complete store
 	$(PY) experiments/train_probes.py

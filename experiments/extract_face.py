@@ -59,7 +59,7 @@ def main(argv=None):
                                args.frames)
     if args.contact_sheet:
         tracks = {}
-        for row in clips.head(faces.CONTACT_SHEET_ROWS).itertuples():
+        for row in clips[clips.source.notna()].head(faces.CONTACT_SHEET_ROWS).itertuples():  # clips with a video
             try:
                 tracks[f"{row.key}\n{row.label}"] = faces.load_face_track(row.source, detector, args.frames)
             except BadMediaError as err:

@@ -80,7 +80,8 @@ def main(argv=None):
     clip_table.load(args.data_root, verbose=False).drop(columns=["audio", "video"]).to_csv(out / "clips.csv",
                                                                                          index=False)
     if args.timing:
-        Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": len(base),
+        n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
+        Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": n_base,
                                                  "parts_s": {k: round(v, 1) for k, v in seconds.items()}}))
     print(f"{len(results)} results in {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}, "
           f"summed over folds) -> {config.relative(out)}")

@@ -10,6 +10,7 @@ score. A section whose file is absent says which command makes it.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import config
@@ -344,11 +345,22 @@ def variants(res: t.Results) -> list[str]:
         lines += [f"- {p.set} (variant {p.variant}) vs {p.plain_set}: {t.score_line(res, t.single(p.set))} vs "
                   f"{t.score_line(res, t.single(p.plain_set))}; extraction took "
                   f"{p.seconds_extracting / p.plain_seconds:.1f} times as long ({p.seconds_extracting:.0f} s vs "
-                  f"{p.plain_seconds:.0f} s).", "  " + comparison_line(res, t.single(p.set), t.single(p.plain_set))]
+                  f"{p.plain_seconds:.0f} s).", "  " + comparison_line(res, t.single(p.set), t.single(p.plain_set)),
+                  "  " + default_verdict(t.compare(res, t.single(p.set), t.single(p.plain_set)), p.variant,
+                                         p.seconds_extracting / p.plain_seconds)]
         table = per_layer(scores, [p.plain_set, p.set])
         if len(table):
             lines += ["", t.markdown(table, index=True), ""]
     return lines
+
+
+def default_verdict(d: dict, variant: str, cost: float) -> str:
+    """Which setting the numbers support as the encoder's default (the store without a variant is it)."""
+    if d.get("ci_low", -np.inf) > 0:
+        return (f"- The variant ({variant}) is better beyond the speaker-bootstrap interval: the numbers favour "
+                f"making it the default despite {cost:.1f} times the cost.")
+    return (f"- The default (no variant) stands: {variant} is not better beyond noise and costs {cost:.1f} times "
+            "as much.")
 
 
 def per_layer(scores: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -380,8 +392,6 @@ def rq4(res: t.Results) -> list[str]:
                      f"twin of was not probed, so it has no pretrained counterpart here.")
     lines += ["", "Pretraining objective -> UA (base sets, linear probe at the inner-CV layer):", "",
               t.markdown(objective_table(res)), "", *handcrafted_lines(res), "",
-              "For scale, EmoBox's published frozen-encoder UA on RAVDESS with the same six folds (NOT produced",
-              "here): " + ", ".join(f"{k} {v}" for k, v in t.EMOBOX_PUBLISHED_UA.items()) + ".", "",
               "**Caveats.** Only encoders that ran here are compared (see findings.md, what was not run);",
               "hand-crafted sets differ from the encoders in dimension as well as in origin."]
     return lines
@@ -437,9 +447,13 @@ def attribute_lines(res: t.Results, preds: pd.DataFrame) -> list[str]:
 
 def transfer_lines(res: t.Results) -> list[str]:
     table = res["transfer.csv"]
-    lines = ["- Transfers run (UA %, mean ± std over folds; beside it the within-test UA on the same labels):"]
-    lines += [f"  - {r.train} -> {r.test}, {r.features}: {t.pm(r.ua_fold_mean, r.ua_fold_std)} "
-              f"(within the test data: {t.pct(r.ua_within_test)})" for r in table.itertuples()]
+    cells = [f"{t.pct(m) if pd.isna(sd) else t.pm(m, sd)} ({t.pct(w)})"
+             for m, sd, w in zip(table.ua_fold_mean, table.ua_fold_std, table.ua_within_test)]
+    wide = table.assign(pair=table.train + " -> " + table.test, cell=cells).pivot(index="features", columns="pair",
+                                                                                  values="cell")
+    lines = ["- Transfer: UA % on the test data of probes trained on the other data (mean ± std over folds where",
+             "  the two share speakers); in brackets, a probe trained within the test data on the same labels, over",
+             "  its own speaker-disjoint folds:", "", t.markdown(wide, index=True), ""]
     song = table[table.test_channel == "song"] if "test_channel" in table else table.iloc[:0]
     lines.append("- Tested on song: " + "; ".join(f"{r.features} {t.pct(r.ua_fold_mean)} (within song {t.pct(r.ua_within_test)})"
                                                   for r in song.itertuples()) + "." if len(song) else

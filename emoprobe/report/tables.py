@@ -24,9 +24,6 @@ from ..probes.linear import HEADLINE_LAYERS
 from ..store.store import PROVENANCE_COLUMNS
 from . import stats
 
-# Published frozen-encoder UA on RAVDESS with EmoBox's six folds (Ma et al. 2024). Quoted for scale
-# only: NOT produced by this repository.
-EMOBOX_PUBLISHED_UA = {"wav2vec2-base": 54.3, "HuBERT-base": 65.4, "WavLM-large": 72.0, "Whisper-large-v3": 75.3}
 
 SYSTEM = ["features", "probe", "fusion"]  # with a headline layer: one row of results per fold (and seed)
 REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"}
@@ -189,6 +186,8 @@ def main_set(res: Results) -> dict[str, str]:
     """Store -> the features label of its default pooling (the set that stands for the store)."""
     table = sets(res)
     table = table[table.role != "extra pooling"]
+    if "default_pooling" in table:  # every set of a random control has its role: keep its default pooling's
+        table = table[table.default_pooling.isna() | (table.pooling == table.default_pooling)]
     return dict(zip(table.store, table.features))
 
 
