@@ -273,8 +273,8 @@ def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]
     """Each set's rows in the clips table (joined by clip key) and X aligned to them, float32."""
     out = []
     for fs in [*base, *extra]:
-        role = ("base" if any(fs is b for b in base) else "random control" if fs.is_random_control
-                else "extra pooling" if ":" in fs.name else "variant")
+        role = ("base" if any(fs is b for b in base) else "extra pooling" if ":" in fs.name
+                else "random control" if fs.is_random_control else "variant")
         _, (X,) = join([fs], clips)
         out.append(Prepared(fs, role, np.flatnonzero(clips.key.isin(set(fs.keys))), X.astype(np.float32)))
     return out

@@ -332,10 +332,11 @@ def shapley_grid(res: Results, level: str) -> pd.DataFrame:
 
 # -- pairs of stores -----------------------------------------------------------------------------
 def pooling_pairs(res: Results) -> list[tuple[str, str]]:
-    """(set at its store's default pooling, set at another pooling of the same store)."""
+    """(set at its store's default pooling, set at another pooling of the same store), random
+    controls left out (their poolings say nothing about what pretraining put in time)."""
     table = sets(res)
     main = main_set(res)
-    other = table[table.role == "extra pooling"]
+    other = table[(table.role == "extra pooling") & (table.weights != "random control")]
     return [(main[store], features) for store, features in zip(other.store, other.features) if store in main]
 
 
