@@ -53,7 +53,8 @@ def main(argv=None):
             conditions = {"whole clips": X_whole} if seconds is None else {"whole clips": X_whole, "same cut": X_cut}
             for trained_on, X_train in conditions.items():
                 _, s = transfer(table, table, X_train, X_cut, classes)
-                rows.append({"encoder": name, "seconds": seconds if seconds else "whole", "trained_on": trained_on,
+                rows.append({"encoder": name, "store": stores[name].id, "finalized": stores[name].meta().get("finalized"),
+                             "seconds": seconds if seconds else "whole", "trained_on": trained_on,
                              "ua": s["ua"], "ua_fold_mean": s["ua_fold_mean"], "ua_fold_std": s["ua_fold_std"],
                              "wa": s["wa"], "macro_f1": s["macro_f1"], "n_folds": s["n_folds"],
                              "n_test": s["n_test"], "layers": s["layers"]})

@@ -51,7 +51,12 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=JOBS)
     p.add_argument("--out", help="results folder (default: $EMOPROBE_RESULTS or results)")
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
+    p.add_argument("--stores-only", action="store_true",
+                   help="only rewrite stores.csv and clips.csv for the current stores (after a re-extraction)")
     args = p.parse_args(argv)
+    out = config.results_dir(args.out)
+    if args.stores_only:
+        return write_provenance(args, out)
 
     clips = clip_table.load(args.data_root, CHANNEL, verbose=False)
     base, extra = probes.discover_feature_sets(args.embeddings_dir, args.features, args.extra_poolings)
@@ -69,16 +74,13 @@ def main(argv=None):
     shapley = stats.shapley_summary(probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD,
                                                          clips.label.nunique(), args.max_exact, args.permutations))
 
-    out = config.results_dir(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "probes.csv", index=False, float_format="%.5f")
     summary.to_csv(out / "probes_summary.csv", index=False, float_format="%.5f")
     feature_sets.to_csv(out / "feature_sets.csv", index=False)
     shapley.to_csv(out / "shapley.csv", index=False, float_format="%.5f")
     predictions.to_parquet(out / "predictions.parquet", index=False, compression="zstd")
-    provenance(available_stores(args.embeddings_dir, log=None)).to_csv(out / "stores.csv", index=False)
-    clip_table.load(args.data_root, verbose=False).drop(columns=["audio", "video"]).to_csv(out / "clips.csv",
-                                                                                         index=False)
+    write_provenance(args, out)
     if args.timing:
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
         Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": n_base,
@@ -87,6 +89,14 @@ def main(argv=None):
           f"summed over folds) -> {config.relative(out)}")
     print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def write_provenance(args, out: Path) -> None:
+    """stores.csv (what every complete store is) and clips.csv (the clips table) beside the results."""
+    out.mkdir(parents=True, exist_ok=True)
+    provenance(available_stores(args.embeddings_dir, log=None)).to_csv(out / "stores.csv", index=False)
+    clip_table.load(args.data_root, verbose=False).drop(columns=["audio", "video"]).to_csv(out / "clips.csv",
+                                                                                         index=False)
 
 
 if __name__ == "__main__":

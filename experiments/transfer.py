@@ -97,7 +97,8 @@ def main(argv=None):
             print(f"  {store.id}: left out, too few training speakers")
             continue
         rows.append({"train": train_name, "test": test_name, "train_channel": args.train_channel,
-                     "test_channel": args.test_channel, "features": store.id, "probe": "linear",
+                     "test_channel": args.test_channel, "features": store.id, "finalized": meta.get("finalized"),
+                     "probe": "linear",
                      "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
         print(f"  {store.id}: UA {100 * across['ua']:.1f} (within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
     if not rows:

@@ -108,3 +108,19 @@ def test_transfers_tested_on_song_are_named_as_such(tmp_path):
     transfer.assign(test_channel="song").to_csv(results / "transfer.csv", index=False)
     _, answers = generate(results)
     assert "- Tested on song: " in answers and "song data was not available" not in answers
+
+
+def test_results_made_from_other_stores_do_not_stand_in(tmp_path):
+    """transfer.csv and duration.csv rows count only when their store's `finalized` stamp is the one
+    stores.csv describes: a file left from other stores (e.g. a committed one) is left out."""
+    from emoprobe.report import tables
+
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS, results)
+    stores = pd.read_csv(results / "stores.csv")
+    stores.assign(finalized="made here").to_csv(results / "stores.csv", index=False)
+    transfer = pd.read_csv(results / "transfer.csv")
+    transfer.assign(finalized="elsewhere").to_csv(results / "transfer.csv", index=False)
+    assert tables.load(results)["transfer.csv"] is None
+    transfer.assign(finalized="made here").to_csv(results / "transfer.csv", index=False)
+    assert len(tables.load(results)["transfer.csv"]) == len(transfer)

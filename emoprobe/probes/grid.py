@@ -90,8 +90,7 @@ class FoldRun:
         self.fold, self.y, self.classes, self.speakers, self.keys = fold, y, classes, speakers, keys
         self.seeds, self.probes, self.log = seeds, probes, log
         self.test_speakers = test_speakers
-        train, _ = folds_mod.split(speakers, test_speakers)
-        self.split_of = dict(zip(speakers[train], inner_splits(speakers, train)))  # speaker -> inner split
+        self.split_of = inner_split_of(speakers, test_speakers)
         self.rows, self.predictions, self.seconds = [], [], {}
         self.members = {}  # features label -> the set names it is made of (for feature_sets.csv)
 
@@ -257,12 +256,17 @@ def run_fold(fold, test_speakers, y, classes, speakers, keys, prepared, subsets,
     return run.rows, run.predictions, run.seconds, run.members
 
 
+def inner_split_of(speakers: np.ndarray, test_speakers: list) -> dict:
+    """Training speaker -> inner split, in one outer fold (the same for every set of the grid)."""
+    train, _ = folds_mod.split(speakers, test_speakers)
+    return dict(zip(speakers[train], inner_splits(speakers, train)))
+
+
 def trainable(set_speakers: np.ndarray, speakers: np.ndarray, fold_speakers: dict[str, list]) -> bool:
     """Whether a set with clips of these speakers has, in every outer fold, test clips and training
     clips in every inner split (what FoldRun.local needs)."""
     for test_speakers in fold_speakers.values():
-        train, _ = folds_mod.split(speakers, test_speakers)
-        split_of = dict(zip(speakers[train], inner_splits(speakers, train)))
+        split_of = inner_split_of(speakers, test_speakers)
         present = set(set_speakers)
         if not present & set(test_speakers) or len({split_of[s] for s in present if s in split_of}) < INNER_FOLDS:
             return False

@@ -63,6 +63,19 @@ class Results:
         return headline(probes.read_predictions(self.tables["predictions.parquet"], **system))
 
 
+def same_stores(table, stores, column: str, name: str):
+    """The rows of a results file made from the stores stores.csv describes (same store, same
+    `finalized` stamp): a file left from other stores (a committed one, an older extraction) must
+    not stand in for one made from these. Files without the stamp are taken as they are."""
+    if table is None or stores is None or "finalized" not in table or stores.finalized.isna().all():
+        return table
+    made = set(zip(stores.store, stores.finalized.astype(str)))
+    kept = table[[(s, str(f)) in made for s, f in zip(table[column], table.finalized)]]
+    if len(kept) < len(table):
+        print(f"[results] {name}: {len(table) - len(kept)} row(s) left out, made from other stores than stores.csv's")
+    return kept if len(kept) else None
+
+
 def load(results_dir=None, data_root=None) -> Results:
     """Read every results file present. Clip attributes come from clips.csv, else from the clips table
     of data_root when one is given."""
@@ -74,6 +87,8 @@ def load(results_dir=None, data_root=None) -> Results:
         stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
         text = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "model_id"]
         tables["stores.csv"] = stores.astype({c: object for c in text})  # an all-empty column reads as float
+    for name, column in (("transfer.csv", "features"), ("duration.csv", "store")):
+        tables[name] = same_stores(tables[name], tables["stores.csv"], column, name)
     if tables["clips.csv"] is None and data_root is not None:
         try:
             tables["clips.csv"] = clip_table.load(data_root, verbose=False).drop(columns=["audio", "video"])

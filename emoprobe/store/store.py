@@ -203,7 +203,7 @@ def available_stores(root: str | os.PathLike | None = None, log=print) -> list[E
 
 PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "first_seconds",
                       "base_set", "layered", "n_layers", "default_pooling", "poolings", "n_clips", "n_failures",
-                      "model_id", "data_root", "precision", "seconds_extracting", "date"]
+                      "model_id", "data_root", "precision", "seconds_extracting", "date", "finalized"]
 
 
 def provenance(stores: list[EmbeddingStore]) -> "pd.DataFrame":
