@@ -4,11 +4,13 @@ the speaker bootstrap that compares a fusion with its members."""
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import balanced_accuracy_score
 from test_probes import fold_rows, synthetic
 
 from emoprobe import probes
-from emoprobe.probes import FeatureSet, fusion
+from emoprobe.probes import FeatureSet, Rotated, fusion
+from emoprobe.probes.solver import eigen_coordinates, gram_coordinates
 from emoprobe.report import stats
 
 
@@ -30,14 +32,69 @@ def test_a_pure_noise_member_costs_the_auto_fusion_at_most_one_point(width):
     assert fused >= alone - 0.01
 
 
-def test_early_fusion_gives_every_member_the_same_total_variance():
+def test_early_fusion_scalings_share_the_total_variance_and_blocks_share_it_equally():
     clips, X = synthetic(dim=40)
     _, _, train, _ = fold_rows(clips)
     wide = np.concatenate([X] * 50, axis=1)  # 2000 columns
-    blocks = [probes.rotate(X[:, :5], train), probes.rotate(wide, train)]
-    fused = fusion.early_block(blocks)
-    per_member = [fused.X[train][:, :blocks[0].X.shape[1]], fused.X[train][:, blocks[0].X.shape[1]:]]
-    assert [m.var(0).sum() for m in per_member] == pytest.approx([1.0, 1.0], rel=1e-3)
+    members = [probes.rotate(X[:, :5], train), probes.rotate(wide, train)]
+    total = sum(m.variance for m in members)
+    blocks, columns = (fusion.scaling_weights(members, exponent) for exponent in (1.0, 0.0))
+    variances = np.array([m.variance for m in members])
+    assert (blocks * variances).sum() == pytest.approx(total, rel=1e-6)
+    assert blocks * variances == pytest.approx([total / 2] * 2, rel=1e-6)  # equal shares
+    assert columns == pytest.approx([1, 1])  # z-scored columns as they are
+    assert fusion.EARLY_SCALINGS["blocks"] == 1.0
+
+
+def test_coordinates_from_a_gram_matrix_are_the_features_coordinates_up_to_a_rotation():
+    """Early fusion never forms a wide fusion's features: its coordinates come from the members'
+    summed Gram matrices. They must give the same Gram matrix and the same probe as the features'."""
+    clips, X = synthetic(dim=40)
+    y, speakers, train, test = fold_rows(clips)
+    split = probes.inner_splits(speakers, train)
+    features = torch.from_numpy(probes.standardise(X, train).numpy())
+    direct, _, _ = eigen_coordinates(features, train)
+    from_gram = gram_coordinates(features @ features[train].T, train)
+    assert from_gram.shape == direct.shape
+    kernel = direct @ direct[train].T
+    torch.testing.assert_close(from_gram @ from_gram[train].T, kernel, rtol=1e-3, atol=1e-3 * kernel.abs().max().item())
+    fits = [probes.linear_probe([Rotated(c.numpy(), 40.0)], y, 8, train, test, split) for c in (direct, from_gram)]
+    assert fits[0].C == fits[1].C
+    assert (fits[0].pred == fits[1].pred).mean() > 0.98
+
+
+def test_early_fusion_chooses_its_scaling_on_training_actors(monkeypatch):
+    monkeypatch.setattr(fusion, "EARLY_SCALINGS", {"columns": 0.0, "blocks": 1.0})
+    clips, X = synthetic(dim=30, signal=0.5)
+    y, speakers, train, test = fold_rows(clips)
+    split = probes.inner_splits(speakers, train)
+    wide_noise = np.random.default_rng(3).normal(size=(len(X), 3 * len(train)))
+    members = [probes.rotate(X, train), probes.rotate(wide_noise, train)]
+    system, block = fusion.early(members, y, 8, train, test, split)
+    assert system.scaling == "blocks"  # columns would give the noise 99 % of the variance
+    assert len(block.X) == len(X) and block.X.shape[1] <= len(train)  # the fusion's coordinates, every row
+    assert balanced_accuracy_score(y[test], system.pred) > 0.4
+
+
+def test_nested_stacking_inputs_of_a_held_out_split_never_saw_its_labels():
+    """Relabelling the training actors of inner split 0 leaves every input the stacker's inner fit
+    that holds out split 0 trains and is scored on unchanged (one C: its choice would see them)."""
+    clips, X = synthetic()
+    y, speakers, train, test = fold_rows(clips)
+    split = probes.inner_splits(speakers, train)
+    relabelled = y.copy()
+    held = train[split == 0]
+    relabelled[held] = np.random.default_rng(2).permutation(y[held])
+    inputs = []
+    for labels in (y, relabelled):
+        systems = []
+        for part in (X[:, :6], X[:, 6:]):
+            fit = probes.linear_probe([probes.rotate(part, train)], labels, 8, train, test, split, np.array([1.0]),
+                                      nested=True)
+            systems.append(fusion.System.from_linear(fit, train=train))
+        inputs.append(fusion.nested_inputs(systems, split))
+    np.testing.assert_allclose(inputs[0][0], inputs[1][0], atol=1e-4)
+    assert not np.allclose(inputs[0][1], inputs[1][1], atol=1e-3)  # the other held-out splits' inputs did see them
 
 
 def members_of(clips, X, train, test, split):
@@ -46,8 +103,8 @@ def members_of(clips, X, train, test, split):
     out = []
     for part in (X[:, :6], X[:, 6:]):
         block = probes.rotate(part, train)
-        fit = probes.linear_probe([block], y, 8, train, test, split)
-        out.append((block, fusion.System.from_linear(fit)))
+        fit = probes.linear_probe([block], y, 8, train, test, split, nested=True)
+        out.append((block, fusion.System.from_linear(fit, train=train)))
     return y, out
 
 
@@ -66,7 +123,7 @@ def test_late_stacked_and_auto_fusion_use_no_test_rows():
         y, members = members_of(clips, features, train, test, split)
         systems = [s for _, s in members]
         candidates = {"select": fusion.select(systems),
-                      "early": fusion.early([b for b, _ in members], y, 8, train, test, split),
+                      "early": fusion.early([b for b, _ in members], y, 8, train, test, split)[0],
                       "late": fusion.late(systems, y[train], split),
                       "stack": fusion.stack([systems], y, 8, train, test, split)[0]}
         runs.append({**candidates, "auto": fusion.auto(candidates)})

@@ -1,36 +1,45 @@
 """Fusion of feature sets, every method fitted on the training actors of the outer fold only.
 
-- early: each member z-scored (on the training rows) and divided by the square root of its total
-  training variance (the trace of its covariance; after z-scoring, its number of non-constant
-  columns), so every member carries the same total variance whatever its width; the blocks are
-  concatenated and one linear probe is fitted, its C by inner CV (EARLY_C_GRID: a member's columns
-  are ~width times smaller than a z-scored set's, so the useful C is ~100 times larger).
+- early: the members' z-scored (training-rotated) blocks concatenated and one linear probe fitted,
+  its C by inner CV. The SCALING of the members (EARLY_SCALINGS): "blocks" (the default) rescales
+  each member to an equal share of the concatenation's total variance, whatever its width, so
+  ComParE's 6373 columns do not drown AUs' 35; "columns" keeps every z-scored column at unit variance
+  (a weak narrow member then has little say). With both in EARLY_SCALINGS, inner CV chooses per fusion
+  and fold (tried on the committed stores: early fusion's mean UA rose a little, auto's did not move,
+  and early fusion took two thirds longer). Both keep the same total variance: one C grid serves.
+  Coordinates: an early fusion's Gram matrix on the training rows is the weighted sum of its
+  members' (`MemberGrams`), so a fusion wider than its training rows costs one eigendecomposition
+  per inner split and one for the final fit (solver.gram_coordinates); its features are never formed.
 - late: each member's own tuned probe (its inner-CV C and layer); class log-probabilities averaged.
 - stack: a multinomial logistic regression on the members' out-of-fold (OOF) class log-probabilities,
-  i.e. each training row scored by the member probe that did not see its actor. Its C is chosen by
-  the same actor-grouped inner splits, applied to those OOF inputs. This is not a second, nested
-  level of member refits: the member probe that scored a row of inner split s was fitted on actors
-  that include other splits' held-out actors, which the stacker's inner CV then scores; the stacker
-  sees no label of its own held-out actors, but their features came from member fits that saw them.
-  Test rows get the members' all-training-actors probes' log-probabilities, as in late fusion.
+  i.e. each training row scored by the member probe that did not see its actor. Test rows get the
+  members' all-training-actors probes' log-probabilities, as in late fusion. Its C is chosen by the
+  same actor-grouped inner splits, and that inner CV is NESTED: when the stacker holds out split s,
+  its training rows of split t are scored by member probes fitted without splits s and t
+  (linear.pair_models), so no member fit behind the stacker's training inputs saw the actors it is
+  scored on. (Without it, inner CV underrated stacking against the other methods by several points,
+  so auto seldom chose it; findings.md, "Does inner CV judge the methods fairly?", shows the gap now.)
 - select: the member whose own probe has the best inner-CV UA (a fusion that may weigh all but one
   member at zero: what keeps `auto` from losing to its best member when the others add nothing).
 - auto: per outer fold, the method with the best inner-CV UA on the training actors.
 
 The inner-CV UA of a method is always a mean over the same actor-grouped inner splits, on OOF
-predictions, so the three are compared on equal terms.
+predictions, so the methods are compared on equal terms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from .linear import C_GRID, LinearFit, linear_probe, oof_ua
-from .solver import Rotated, rotate
+from .linear import C_GRID, LinearFit, final_fit, inner_cv, oof_ua
+from .solver import Rotated, eigen_coordinates, gram_coordinates, rotation
 
-EARLY_C_GRID = np.logspace(-1, 3, 5)  # early fusion's C grid (members scaled to unit total variance)
+EARLY_SCALINGS = {"blocks": 1.0}  # exponent a: member m's variance times (mean v / v_m)^a; add "columns": 0.0 to let inner CV choose
+EARLY_C_GRID = C_GRID  # both scalings keep the z-scored concatenation's total variance
 STACK_C_GRID = C_GRID  # the stacker's inputs are z-scored like a single set's
 LOG_PROB_FLOOR = np.log(1e-4)  # stacker inputs: log-probabilities floored, so one confident miss is not an outlier
 METHODS = ("select", "early", "late", "stack")  # auto picks among these, the first of ties
@@ -42,7 +51,9 @@ class System:
 
     inner_ua: mean UA over the inner splits (OOF); oof_logp (n_train, K) and test_logp (n_test, K):
     class log-probabilities; C: the C kept (nan for late fusion); method: the method auto chose;
-    member: the member select chose (an index into the fusion's members)."""
+    member: the member select chose (an index into the fusion's members); scaling: the member scaling
+    early fusion chose (EARLY_SCALINGS); pair_logp (S, S, n_train, K): a single probe's pair models
+    (LinearFit.pair_logp) on the training rows, for a stacker's nested inner CV."""
 
     inner_ua: float
     oof_logp: np.ndarray
@@ -50,14 +61,19 @@ class System:
     C: float = np.nan
     method: str = ""
     member: int | None = None
+    scaling: str = ""
+    pair_logp: np.ndarray | None = None
 
     @property
     def pred(self) -> np.ndarray:
         return self.test_logp.argmax(-1)
 
     @classmethod
-    def from_linear(cls, fit: LinearFit, layer: int = 0) -> "System":
-        return cls(float(fit.best_inner_ua[layer]), fit.oof_logp[layer], fit.test_logp[layer], float(fit.C[layer]))
+    def from_linear(cls, fit: LinearFit, layer: int = 0, train: np.ndarray | None = None) -> "System":
+        """The fit's given layer; with `train`, the training rows of its pair models (nested fits)."""
+        pairs = None if fit.pair_logp is None or train is None else fit.pair_logp[:, :, train]
+        return cls(float(fit.best_inner_ua[layer]), fit.oof_logp[layer], fit.test_logp[layer], float(fit.C[layer]),
+                   pair_logp=pairs)
 
 
 def select(members: list[System]) -> System:
@@ -67,16 +83,67 @@ def select(members: list[System]) -> System:
     return System(m.inner_ua, m.oof_logp, m.test_logp, m.C, member=best)
 
 
-def early_block(members: list[Rotated]) -> Rotated:
-    """Members concatenated, each divided by the root of its total training variance."""
-    return Rotated(np.concatenate([m.X / np.float32(np.sqrt(m.variance)) for m in members], axis=1),
-                   float(len(members)))
+class MemberGrams:
+    """Member blocks' Gram matrices with the training rows (rows, n_train), each computed once per
+    outer fold and on first use: an early fusion's Gram matrix is their weighted sum."""
+
+    def __init__(self, train: np.ndarray):
+        self.train, self.cache = train, {}
+
+    def of(self, names: list, blocks: list[Rotated]) -> Callable[[int], torch.Tensor]:
+        """Member i's Gram matrix, for a fusion of the members with these names and blocks."""
+        def gram(i: int) -> torch.Tensor:
+            if names[i] not in self.cache:
+                X = torch.from_numpy(blocks[i].X)
+                self.cache[names[i]] = X @ X[self.train].T
+            return self.cache[names[i]]
+        return gram
+
+
+def scaling_weights(members: list[Rotated], exponent: float) -> np.ndarray:
+    """Per member, the factor its variance is multiplied by: (mean v / v_m) ** exponent, v_m its
+    total training variance (after z-scoring, its number of non-constant columns)."""
+    v = np.array([m.variance for m in members])
+    return (v.mean() / v) ** exponent
 
 
 def early(members: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
-          split: np.ndarray) -> System:
-    return System.from_linear(linear_probe([early_block(members)], y, n_classes, train, test, split, EARLY_C_GRID,
-                                           decorrelate=True))
+          split: np.ndarray, gram: Callable[[int], torch.Tensor] | None = None) -> tuple[System, Rotated]:
+    """The early fusion with the scaling and C inner CV prefers, and its features under that scaling
+    (coordinates uncorrelated on the training rows, largest variance first). gram(i): member i's Gram
+    matrix with the training rows (MemberGrams.of; computed here when not given)."""
+    gram = gram or MemberGrams(train).of(list(range(len(members))), members)
+    S = split.max() + 1
+    fit_pos = [np.flatnonzero(split != s) for s in range(S)]  # positions within the training rows
+    weights = [scaling_weights(members, exponent) for exponent in EARLY_SCALINGS.values()]
+    width = sum(m.X.shape[1] for m in members)
+
+    def concatenated(w: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([m.X * np.float32(np.sqrt(f)) for m, f in zip(members, w)], axis=1))
+
+    def summed_gram(w: np.ndarray) -> torch.Tensor:
+        return sum(float(f) * gram(i) for i, f in enumerate(w))
+
+    # Each inner split's fits get coordinates of its own fitted rows: from the concatenation when it is
+    # narrow, else from the summed Gram matrices (the features behind them are never formed).
+    groups = []
+    for w in weights:
+        if width <= min(map(len, fit_pos)):
+            X_train = concatenated(w)[train]
+            groups.append([eigen_coordinates(X_train, rows)[0] for rows in fit_pos])
+        else:
+            K = summed_gram(w)[train]
+            groups.append([gram_coordinates(K[:, rows], rows) for rows in fit_pos])
+    cv = inner_cv(groups, y[train], n_classes, split, EARLY_C_GRID)
+    chosen = int(cv.inner_ua.max(1).argmax())
+    C = EARLY_C_GRID[cv.best_C[chosen]]
+    w = weights[chosen]
+    coords = (eigen_coordinates(concatenated(w), train)[0] if width <= len(train)
+              else gram_coordinates(summed_gram(w), train))
+    test_logp = final_fit(coords[None], y, n_classes, train, test, np.array([C]))[0]
+    system = System(float(cv.inner_ua[chosen].max()), cv.oof[chosen, cv.best_C[chosen]], test_logp, float(C),
+                    scaling=list(EARLY_SCALINGS)[chosen])
+    return system, Rotated(coords.numpy(), float(sum(m.variance for m in members)))
 
 
 def late(members: list[System], y_train: np.ndarray, split: np.ndarray) -> System:
@@ -94,16 +161,38 @@ def stack_inputs(members: list[System], train: np.ndarray, test: np.ndarray) -> 
     return np.maximum(X, LOG_PROB_FLOOR)
 
 
+def nested_inputs(members: list[System], split: np.ndarray) -> np.ndarray:
+    """(S, n_train, members x K): the stacker's training inputs as its inner fit holding out split s
+    sees them: rows of split s keep their OOF log-probabilities (what it is scored on), rows of any
+    other split t come from the member probes fitted without splits s and t."""
+    S = split.max() + 1
+    out = np.stack([np.concatenate([m.oof_logp for m in members], axis=1)] * S)
+    for s in range(S):
+        for t in set(range(S)) - {s}:
+            out[s, split == t] = np.concatenate([m.pair_logp[s, t, split == t] for m in members], axis=1)
+    return np.maximum(out, LOG_PROB_FLOOR)
+
+
 def stack(member_sets: list[list[System]], y: np.ndarray, n_classes: int, train: np.ndarray,
           test: np.ndarray, split: np.ndarray) -> list[System]:
-    """One stacker per member list (fusions over the same rows), all fitted in one batch."""
-    blocks = [rotate(stack_inputs(members, train, test), train) for members in member_sets]
-    fit = linear_probe(blocks, y, n_classes, train, test, split, STACK_C_GRID)
-    return [System.from_linear(fit, i) for i in range(len(blocks))]
+    """One stacker per member list (fusions over the same rows), all fitted in one batch; every
+    member needs its pair models (System.pair_logp) for the nested inner CV."""
+    blocks, groups = [], []
+    for members in member_sets:
+        block, to_coordinates = rotation(stack_inputs(members, train, test), train)
+        blocks.append(torch.from_numpy(block.X))
+        groups.append([torch.from_numpy(to_coordinates(x)) for x in nested_inputs(members, split)])
+    cv = inner_cv(groups, y[train], n_classes, split, STACK_C_GRID)
+    width = max(b.shape[1] for b in blocks)
+    X = torch.stack([torch.nn.functional.pad(b, (0, width - b.shape[1])) for b in blocks])
+    best = cv.best_C
+    test_logp = final_fit(X, y, n_classes, train, test, STACK_C_GRID[best])
+    return [System(float(cv.inner_ua[i, best[i]]), cv.oof[i, best[i]], test_logp[i], float(STACK_C_GRID[best[i]]))
+            for i in range(len(blocks))]
 
 
 def auto(candidates: dict[str, System]) -> System:
     """The candidate with the best inner-CV UA (the first of ties, in METHODS order)."""
     method = max(METHODS, key=lambda m: candidates[m].inner_ua)  # max keeps the first of equal keys
     chosen = candidates[method]
-    return System(chosen.inner_ua, chosen.oof_logp, chosen.test_logp, chosen.C, method, chosen.member)
+    return System(chosen.inner_ua, chosen.oof_logp, chosen.test_logp, chosen.C, method, chosen.member, chosen.scaling)

@@ -38,7 +38,7 @@ BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
 RESULT_COLUMNS = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion",
                   "fold", "seed", "n_train", "n_test", "inner_ua", "C", "ua", "wa", "macro_f1"]
-CHOICE_COLUMNS = ["chosen_layer", "member_layers", "chosen_method", "chosen_set"]
+CHOICE_COLUMNS = ["chosen_layer", "member_layers", "chosen_method", "chosen_set", "early_scaling"]
 PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
@@ -80,6 +80,7 @@ class Member:
     layer: int | None
     block: Rotated
     logp: np.ndarray  # (rows, K): OOF log-probabilities on training rows, the full fit's on test rows
+    pair_logp: np.ndarray  # (S, S, rows, K): the pair models (LinearFit.pair_logp), for nested stacking
     system: System
 
 
@@ -133,7 +134,7 @@ class FoldRun:
         started = time.perf_counter()
         layers = [p.X[:, layer] for layer in range(p.fs.n_layers)] if p.fs.layered else [p.X]
         blocks = [rotate(X, train) for X in layers]
-        fit = linear_probe(blocks, y, len(self.classes), train, test, split)
+        fit = linear_probe(blocks, y, len(self.classes), train, test, split, nested=p.role == "base")
         best = fit.best_layer
         label = describe([p], "linear", "none")
         for layer in range(len(blocks)):
@@ -150,7 +151,7 @@ class FoldRun:
         system = System.from_linear(fit, best)
         logp = np.empty((len(p.rows), len(self.classes)), dtype=np.float32)
         logp[train], logp[test] = system.oof_logp, system.test_logp
-        return Member(p, best if p.fs.layered else None, blocks[best], logp, system)
+        return Member(p, best if p.fs.layered else None, blocks[best], logp, fit.pair_logp, system)
 
     def mlp(self, sets, block, train, test, rows, fusion_method, extra) -> None:
         started = time.perf_counter()
@@ -178,28 +179,36 @@ class FoldRun:
             y, n_classes = self.y[rows], len(self.classes)
             parts = [[self.restrict(m, rows, train, test) for m in group] for group in groups]
             started = time.perf_counter()
-            early = [fusion.early([block for block, _ in part], y, n_classes, train, test, split) for part in parts]
+            grams = fusion.MemberGrams(train)
+            early = []
+            for group, part in zip(groups, parts):
+                blocks = [block for block, _ in part]
+                gram = grams.of([m.prepared.fs.name for m in group], blocks)
+                early.append(fusion.early(blocks, y, n_classes, train, test, split, gram))
             self.timed("fusions, early", started)
             started = time.perf_counter()
             systems = [[system for _, system in part] for part in parts]
             late = [fusion.late(group, y[train], split) for group in systems]
             stacked = fusion.stack(systems, y, n_classes, train, test, split)
             self.timed("fusions, late and stack", started)
-            for group, candidates in zip(groups, zip(map(fusion.select, systems), early, late, stacked)):
+            early_systems = [system for system, _ in early]
+            for group, candidates in zip(groups, zip(map(fusion.select, systems), early_systems, late, stacked)):
                 candidates = dict(zip(fusion.METHODS, candidates))
                 label = describe([m.prepared for m in group], "linear", "")
                 for method, system in [*candidates.items(), ("auto", fusion.auto(candidates))]:
                     chosen = {"chosen_method": system.method} if method == "auto" else {}
                     if system.member is not None:
                         chosen["chosen_set"] = group[system.member].prepared.fs.name
+                    if system.scaling:
+                        chosen["early_scaling"] = system.scaling
                     self.emit({**label, "fusion": method}, rows, test, system.pred, len(train),
                               extra={"inner_ua": system.inner_ua, "C": system.C, "member_layers": member_layers(group),
                                      **chosen})
             everything = [i for i, group in enumerate(groups) if len(group) == len(members)]
             if "mlp" in self.probes and everything:
-                fused = fusion.early_block([block for block, _ in parts[everything[0]]])
-                self.mlp([m.prepared for m in members], rotate(fused.X, train, standardise_first=False),
-                         train, test, rows, "early", {"member_layers": member_layers(members)})
+                system, fused = early[everything[0]]  # the scaling early fusion chose, its coordinates
+                self.mlp([m.prepared for m in members], fused, train, test, rows, "early",
+                         {"member_layers": member_layers(members), "early_scaling": system.scaling})
 
     @staticmethod
     def restrict(m: Member, rows: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[Rotated, System]:
@@ -207,7 +216,7 @@ class FoldRun:
         at = np.searchsorted(m.prepared.rows, rows)
         logp = m.logp[at]
         return (Rotated(m.block.X[at], m.block.variance),
-                System(m.system.inner_ua, logp[train], logp[test], m.system.C))
+                System(m.system.inner_ua, logp[train], logp[test], m.system.C, pair_logp=m.pair_logp[:, :, at[train]]))
 
     def best_single(self, members: list[Member]) -> None:
         """The base set inner CV prefers (fusion.select over all of them), on its own rows."""

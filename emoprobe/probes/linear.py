@@ -33,12 +33,16 @@ class LinearFit:
     inner_ua (layers, C grid): mean UA over the inner splits; C (layers,): the C kept;
     oof_logp (layers, n_train, K): each training row's class log-probabilities from the inner fit
     that did not see it, at the kept C; test_logp (layers, n_test, K): the all-training-actors fit.
+    pair_logp (S, S, n, K), asked for with nested=True: the best layer's probe at its kept C fitted
+    without the actors of inner splits s and t ([s, t] = [t, s]; the diagonal is unused), scoring
+    every row: what a stacker's inner CV needs (fusion.stack).
     """
 
     inner_ua: np.ndarray
     C: np.ndarray
     oof_logp: np.ndarray
     test_logp: np.ndarray
+    pair_logp: np.ndarray | None = None
 
     @property
     def best_inner_ua(self) -> np.ndarray:
@@ -78,62 +82,119 @@ def oof_ua(y: np.ndarray, logp: np.ndarray, split: np.ndarray) -> np.ndarray:
     return np.mean([balanced_accuracy(y[split == s], pred[..., split == s]) for s in np.unique(split)], axis=0)
 
 
-def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
-                 split: np.ndarray, c_grid: np.ndarray = C_GRID, decorrelate: bool = False) -> LinearFit:
-    """Linear probes on each block (a layer, or a fusion's block-scaled concatenation), C by inner CV.
+@dataclass
+class InnerCV:
+    """Stage 1 of a probe: every candidate (a layer, a scaling...) x inner split x C, fitted at once.
 
-    blocks: rotated features of every clip; y: class index of every clip; train / test: row indices
-    of the outer fold; split: inner split of each training row (`inner_splits`). decorrelate: the
-    blocks' columns are correlated on the training rows (a fusion's concatenated members), so each
-    inner split gets its own uncorrelated coordinates (solver.eigen_coordinates); a block wider than
-    an inner split's rows always does.
-    """
-    width = max(b.X.shape[1] for b in blocks)
-    X = torch.from_numpy(np.stack([np.pad(b.X, ((0, 0), (0, width - b.X.shape[1]))) for b in blocks]))
-    L, S, P = len(blocks), split.max() + 1, len(c_grid)
-    fit_pos = [np.flatnonzero(split != s) for s in range(S)]  # positions within `train`
-    held_out = [np.flatnonzero(split == s) for s in range(S)]
+    inner_ua (L, P): mean UA over the inner splits; oof (L, P, n_train, K): each training row's class
+    log-probabilities from the fit that held it out; W (L, S, P, r, K), b (L, S, P, K): the fits,
+    in each group's own coordinates (zero-padded to the widest)."""
 
-    # Stage 1: every layer x inner split x C in one batch (wider matrix products beat warm starts
-    # along the C path, measured). The groups of the batch are (layer, split) pairs, each with its
-    # own fitted rows (zero-padded to the longest split) and, when asked, its own coordinates.
-    X_train = X[:, train]
-    bases = []  # (coordinates of the training rows, map from weights in them to the block's columns)
-    for layer, s in itertools.product(range(L), range(S)):
-        if decorrelate or width > min(map(len, fit_pos)):
-            coords, _, to_columns = eigen_coordinates(X_train[layer], fit_pos[s])
-            bases.append((coords, to_columns))
-        else:
-            bases.append((X_train[layer], lambda W: W))
-    r = max(coords.shape[1] for coords, _ in bases)
-    coords = torch.stack([torch.nn.functional.pad(c, (0, r - c.shape[1])) for c, _ in bases])  # (L * S, n_train, r)
+    inner_ua: np.ndarray
+    oof: np.ndarray
+    W: torch.Tensor
+    b: torch.Tensor
+
+    @property
+    def best_C(self) -> np.ndarray:
+        """Index of the best C of each candidate (the first of ties)."""
+        return self.inner_ua.argmax(1)
+
+
+def inner_cv(groups: list[list[torch.Tensor]], y_train: np.ndarray, n_classes: int, split: np.ndarray,
+             c_grid: np.ndarray) -> InnerCV:
+    """Fit every candidate x inner split x C in one batch (wider matrix products beat warm starts
+    along the C path, measured) and score each on its held-out split.
+
+    groups[l][s] (n_train, r): the training rows' features as candidate l's fit that holds out split
+    s sees them: their columns should be uncorrelated on the fitted rows (solver.fit_softmax)."""
+    L, S, P = len(groups), split.max() + 1, len(c_grid)
+    fit_pos = [np.flatnonzero(split != s) for s in range(S)]  # positions within the training rows
+    r = max(g.shape[1] for candidate in groups for g in candidate)
+    coords = torch.stack([torch.nn.functional.pad(g, (0, r - g.shape[1])) for candidate in groups for g in candidate])
     n_max = max(map(len, fit_pos))
     pad = np.stack([np.pad(f, (0, n_max - len(f))) for f in fit_pos])
     mask = torch.tensor(np.stack([np.arange(n_max) < len(f) for f in fit_pos]), dtype=torch.float32)
     group_rows = np.tile(pad, (L, 1))  # (L * S, n_max): each group's fitted rows
     X1 = coords[np.arange(L * S)[:, None], group_rows]
-    Y1 = one_hot(y[train][group_rows], n_classes)
+    Y1 = one_hot(y_train[group_rows], n_classes)
     W, b = fit_softmax(X1, Y1, mask.repeat(L, 1), torch.tensor(c_grid, dtype=torch.float32).repeat(L * S, 1),
                        rel_tol=SELECTION_REL_TOL)
-
-    oof = np.zeros((L, P, len(train), n_classes), dtype=np.float32)
+    oof = np.zeros((L, P, len(y_train), n_classes), dtype=np.float32)
     for s in range(S):
-        groups = np.arange(L) * S + s
-        oof[:, :, held_out[s]] = log_proba(coords[groups][:, held_out[s]], W[groups], b[groups]).numpy()
-    inner_ua = oof_ua(y[train], oof, split)  # (L, P)
-    best = inner_ua.argmax(1)
-    layers = np.arange(L)
+        held_out = split == s
+        at = np.arange(L) * S + s
+        oof[:, :, held_out] = log_proba(coords[at][:, held_out], W[at], b[at]).numpy()
+    return InnerCV(oof_ua(y_train, oof, split), oof, W.reshape(L, S, P, r, -1), b.reshape(L, S, P, -1))
 
-    # Stage 2: each layer's probe on all training actors at its chosen C, from the inner fits' mean
-    # (mapped back to the block's own columns).
+
+def final_fit(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray, C: np.ndarray,
+              start: tuple[torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+    """Stage 2: each candidate's probe on all training rows at its chosen C; X (L, rows, r), C (L,).
+    Returns the test rows' class log-probabilities (L, n_test, K)."""
+    L = len(X)
+    W, b = fit_softmax(X[:, train], one_hot(y[train], n_classes).expand(L, -1, -1), torch.ones(L, len(train)),
+                       torch.tensor(C, dtype=torch.float32)[:, None], start)
+    return log_proba(X[:, test], W, b)[:, 0].numpy()
+
+
+def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
+                 split: np.ndarray, c_grid: np.ndarray = C_GRID, nested: bool = False) -> LinearFit:
+    """Linear probes on each block (a layer, or one stacker's inputs), C by inner CV.
+
+    blocks: features of every clip, in coordinates uncorrelated on the training rows (`rotate`); y:
+    class index of every clip; train / test: row indices of the outer fold; split: inner split of
+    each training row (`inner_splits`). A block wider than an inner split's fitted rows gets
+    coordinates of those rows for that split's fits (solver.eigen_coordinates: fewer dimensions).
+    nested: also fit the pair models of LinearFit.pair_logp.
+    """
+    width = max(b.X.shape[1] for b in blocks)
+    X = torch.from_numpy(np.stack([np.pad(b.X, ((0, 0), (0, width - b.X.shape[1]))) for b in blocks]))
+    L, S = len(blocks), split.max() + 1
+    fit_pos = [np.flatnonzero(split != s) for s in range(S)]
+    X_train = X[:, train]
+    groups, projections = [], []  # per layer, per split: coordinates of the training rows and their projection
+    for layer in range(L):
+        if width > min(map(len, fit_pos)):
+            per_split = [eigen_coordinates(X_train[layer], rows) for rows in fit_pos]
+            groups.append([coords for coords, _, _ in per_split])
+            projections.append([projection for _, _, projection in per_split])
+        else:
+            groups.append([X_train[layer]] * S)
+            projections.append([None] * S)
+    cv = inner_cv(groups, y[train], n_classes, split, c_grid)
+    best = cv.best_C
+
+    # Stage 2 starts from the mean of the inner fits at the chosen C, in the block's own columns.
     def inner_weights(layer: int, s: int) -> torch.Tensor:
-        """Split s's fit at the layer's chosen C, in the block's own columns."""
-        coords, to_columns = bases[layer * S + s]
-        return to_columns(W[layer * S + s, best[layer], :coords.shape[1]])
+        weights = cv.W[layer, s, best[layer], :groups[layer][s].shape[1]]
+        projection = projections[layer][s]
+        return weights if projection is None else projection @ weights
 
-    C2 = torch.tensor(c_grid[best], dtype=torch.float32)[:, None]
+    layers = np.arange(L)
     W0 = torch.stack([torch.stack([inner_weights(layer, s) for s in range(S)]).mean(0) for layer in layers])
-    start = W0[:, None], b.reshape(L, S, P, -1)[layers, :, best].mean(1, keepdim=True)
-    W2, b2 = fit_softmax(X_train, one_hot(y[train], n_classes).expand(L, -1, -1), torch.ones(L, len(train)), C2, start)
-    test_logp = log_proba(X[:, test], W2, b2)[:, 0].numpy()
-    return LinearFit(inner_ua, c_grid[best], oof[layers, best], test_logp)
+    start = W0[:, None], cv.b[layers, :, best].mean(1)[:, None]
+    test_logp = final_fit(X, y, n_classes, train, test, c_grid[best], start)
+    fit = LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp)
+    if nested:
+        top = fit.best_layer
+        fit.pair_logp = pair_models(X[top], y, n_classes, train, split, c_grid[best[top]])
+    return fit
+
+
+def pair_models(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarray, split: np.ndarray,
+                C: float) -> np.ndarray:
+    """(S, S, n, K) log-probabilities of every row under the probe fitted at C without the actors of
+    inner splits s and t, for every pair s != t (LinearFit.pair_logp). Started from zero: a warm start
+    from a fit that saw those actors would leave a trace of them in a fit stopped at a tolerance."""
+    S = split.max() + 1
+    pairs = list(itertools.combinations(range(S), 2))
+    rows = torch.tensor(np.stack([~np.isin(split, pair) for pair in pairs]), dtype=torch.float32)
+    G = len(pairs)
+    W, b = fit_softmax(X[train].expand(G, -1, -1), one_hot(y[train], n_classes).expand(G, -1, -1), rows,
+                       torch.full((G, 1), float(C)))
+    logp = log_proba(X.expand(G, -1, -1), W, b)[:, 0].numpy()
+    out = np.zeros((S, S, len(X), n_classes), dtype=np.float32)
+    for (s, t), pair_logp in zip(pairs, logp):
+        out[s, t] = out[t, s] = pair_logp
+    return out

@@ -43,9 +43,15 @@ class Rotated:
 def standardise(X: np.ndarray, train: np.ndarray) -> torch.Tensor:
     """z-score with the TRAINING rows' mean and std (computed in float64: some openSMILE columns are
     large and nearly constant), returned as float32; constant columns become zero."""
+    return standardiser(X, train)(X)
+
+
+def standardiser(X: np.ndarray, train: np.ndarray) -> Callable[[np.ndarray], torch.Tensor]:
+    """The z-scoring `standardise` applies, fitted on X's training rows, for any rows of X's columns."""
     X = torch.as_tensor(np.asarray(X, dtype=np.float64))
     mean, std = X[train].mean(0), X[train].std(0, correction=0)
-    return ((X - mean) / torch.where(std > 1e-8, std, torch.ones_like(std))).float()
+    scale = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return lambda rows: ((torch.as_tensor(np.asarray(rows, dtype=np.float64)) - mean) / scale).float()
 
 
 def rotate(X: np.ndarray, train: np.ndarray, standardise_first: bool = True) -> Rotated:
@@ -57,10 +63,19 @@ def rotate(X: np.ndarray, train: np.ndarray, standardise_first: bool = True) -> 
     return Rotated(coords.numpy(), float(e.sum()) / len(train))
 
 
-def eigen_coordinates(X: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Callable]:
+def rotation(X: np.ndarray, train: np.ndarray) -> tuple[Rotated, Callable[[np.ndarray], np.ndarray]]:
+    """`rotate(X, train)` and the map it applied (z-scoring, then projection), for other rows of the
+    same columns: a stacker's nested inputs go through the map fitted on its own inputs."""
+    z = standardiser(X, train)
+    coords, e, projection = eigen_coordinates(z(X), train)
+    return Rotated(coords.numpy(), float(e.sum()) / len(train)), lambda rows: (z(rows) @ projection).numpy()
+
+
+def eigen_coordinates(X: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Coordinates of every row of X (n, dim) in which the columns are uncorrelated on `rows`
     (principal components, largest first, numerically null ones dropped), their eigenvalues (sums of
-    squares on `rows`), and the map taking weights in these coordinates back to X's columns.
+    squares on `rows`), and the projection M (dim, r) with coordinates = X @ M: it also takes weights
+    in these coordinates back to X's columns (M @ W) and new rows into the coordinates.
 
     Exact for an L2-penalised linear model fitted on `rows`: an orthogonal rotation moves neither the
     penalty nor a prediction, and the weights lie in the span of the fitted rows (representer
@@ -70,11 +85,19 @@ def eigen_coordinates(X: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, 
     Xr = X[rows]
     if X.shape[1] <= len(rows):
         e, Q = descending(*torch.linalg.eigh(Xr.T @ Xr))
-        return X @ Q, e, lambda W: Q @ W
+        return X @ Q, e, Q
     gram = X @ Xr.T
     e, U = descending(*torch.linalg.eigh(gram[rows]))
     B = U / e.sqrt()
-    return gram @ B, e, lambda W: Xr.T @ (B @ W)
+    return gram @ B, e, Xr.T @ B
+
+
+def gram_coordinates(gram: torch.Tensor, train: np.ndarray) -> torch.Tensor:
+    """Coordinates of every row from its Gram matrix with the training rows (n, n_train), uncorrelated
+    on the training rows: those eigen_coordinates would give the features behind the Gram matrix (up
+    to an orthogonal rotation), without the features. Early fusion sums its members' Gram matrices."""
+    e, U = descending(*torch.linalg.eigh(gram[train]))
+    return gram @ (U / e.sqrt())
 
 
 def descending(e: torch.Tensor, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

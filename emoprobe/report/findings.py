@@ -162,10 +162,29 @@ def fusions(res: t.Results) -> list[str]:
               t.markdown(loses), "",
               f"`auto` fell below its best member in {auto['below best member']} of {auto.fusions} fusions "
               f"(worst {auto['worst gap']:+.1f} points).", "",
+              *inner_cv_lines(res),
               "### Per combination of modalities",
               "The system that stands for a combination: the auto fusion of all its base sets. Beside it, the best",
               "fusion of those modalities by test UA: descriptive only (picked on test scores).", "",
               t.markdown(modality_table(res))]
+    return lines
+
+
+def inner_cv_lines(res: t.Results) -> list[str]:
+    """How well each method's inner-CV UA (what auto and the scaling choice go by) predicts its test UA."""
+    lines = ["### Does inner CV judge the methods fairly?",
+             "`auto` can only pick well if inner CV does not underrate one method against the others. Means over",
+             "every fusion and fold (UA %):", "", t.markdown(t.inner_vs_test(res)), ""]
+    rows = res["probes.csv"]
+    scaling = rows[(rows.fusion == "early") & (rows.n_members > 1)].get("early_scaling")
+    if scaling is not None and scaling.notna().any():
+        counts = scaling.value_counts()
+        if len(counts) == 1:
+            lines += [f"Early fusion scaled its members by `{counts.index[0]}` in every fusion "
+                      "(`emoprobe.probes.fusion.EARLY_SCALINGS`).", ""]
+        else:
+            lines += ["Early fusion's member scaling, chosen by inner CV (`emoprobe.probes.fusion.EARLY_SCALINGS`): " +
+                      ", ".join(f"{name} in {n}" for name, n in counts.items()) + f" of {counts.sum()} fusion-folds.", ""]
     return lines
 
 

@@ -289,6 +289,21 @@ def never_loses(res: Results) -> pd.DataFrame:
                          "mean gap": g.mean().round(1), "worst gap": g.min().round(1)}).reset_index()
 
 
+def inner_vs_test(res: Results) -> pd.DataFrame:
+    """Per fusion method, over every fusion and fold: the mean inner-CV UA (what auto compares), the
+    mean test UA, their difference (points: negative = inner CV underrates the method), and how often
+    auto chose the method."""
+    rows = res["probes.csv"]
+    rows = rows[(rows.n_members > 1) & (rows.probe == "linear")]
+    chosen = rows[rows.fusion == "auto"].chosen_method.value_counts()
+    g = rows[rows.fusion != "auto"].groupby("fusion", sort=False)
+    table = pd.DataFrame({"fusion-folds": g.size(), "inner-CV UA": (g.inner_ua.mean() * 100).round(1),
+                          "test UA": (g.ua.mean() * 100).round(1),
+                          "inner minus test": ((g.inner_ua.mean() - g.ua.mean()) * 100).round(1)})
+    table["auto chose it"] = chosen.reindex(table.index).fillna(0).astype(int)
+    return table.reset_index()
+
+
 # -- layers, emotions, Shapley values ----------------------------------------------------------
 def layer_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
     """UA per layer of every layered single set: mean, std and t-interval over folds (long format:
