@@ -115,31 +115,28 @@ def early(members: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarr
     gram = gram or MemberGrams(train).of(list(range(len(members))), members)
     S = split.max() + 1
     fit_pos = [np.flatnonzero(split != s) for s in range(S)]  # positions within the training rows
-    weights = [scaling_weights(members, exponent) for exponent in EARLY_SCALINGS.values()]
     width = sum(m.X.shape[1] for m in members)
 
-    def concatenated(w: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.concatenate([m.X * np.float32(np.sqrt(f)) for m, f in zip(members, w)], axis=1))
-
-    def summed_gram(w: np.ndarray) -> torch.Tensor:
-        return sum(float(f) * gram(i) for i, f in enumerate(w))
-
-    # Each inner split's fits get coordinates of its own fitted rows: from the concatenation when it is
-    # narrow, else from the summed Gram matrices (the features behind them are never formed).
-    groups = []
-    for w in weights:
+    # Per scaling: the fusion's features when they are no wider than the training rows, its Gram
+    # matrix with the training rows when an inner split's rows are fewer than its columns (the
+    # features are then never needed). Each inner split's fits get coordinates of its own rows.
+    sources, groups = [], []
+    for exponent in EARLY_SCALINGS.values():
+        w = scaling_weights(members, exponent)
+        features = (torch.from_numpy(np.concatenate([m.X * np.float32(np.sqrt(f)) for m, f in zip(members, w)], 1))
+                    if width <= len(train) else None)
         if width <= min(map(len, fit_pos)):
-            X_train = concatenated(w)[train]
-            groups.append([eigen_coordinates(X_train, rows)[0] for rows in fit_pos])
+            groups.append([eigen_coordinates(features[train], rows)[0] for rows in fit_pos])
+            K = None
         else:
-            K = summed_gram(w)[train]
-            groups.append([gram_coordinates(K[:, rows], rows) for rows in fit_pos])
+            K = sum(float(f) * gram(i) for i, f in enumerate(w))
+            groups.append([gram_coordinates(K[train][:, rows], rows) for rows in fit_pos])
+        sources.append((features, K))
     cv = inner_cv(groups, y[train], n_classes, split, EARLY_C_GRID)
     chosen = int(cv.inner_ua.max(1).argmax())
     C = EARLY_C_GRID[cv.best_C[chosen]]
-    w = weights[chosen]
-    coords = (eigen_coordinates(concatenated(w), train)[0] if width <= len(train)
-              else gram_coordinates(summed_gram(w), train))
+    features, K = sources[chosen]
+    coords = eigen_coordinates(features, train)[0] if features is not None else gram_coordinates(K, train)
     test_logp = final_fit(coords[None], y, n_classes, train, test, np.array([C]))[0]
     system = System(float(cv.inner_ua[chosen].max()), cv.oof[chosen, cv.best_C[chosen]], test_logp, float(C),
                     scaling=list(EARLY_SCALINGS)[chosen])

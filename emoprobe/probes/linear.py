@@ -175,11 +175,9 @@ def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np
     W0 = torch.stack([torch.stack([inner_weights(layer, s) for s in range(S)]).mean(0) for layer in layers])
     start = W0[:, None], cv.b[layers, :, best].mean(1)[:, None]
     test_logp = final_fit(X, y, n_classes, train, test, c_grid[best], start)
-    fit = LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp)
-    if nested:
-        top = fit.best_layer
-        fit.pair_logp = pair_models(X[top], y, n_classes, train, split, c_grid[best[top]])
-    return fit
+    top = int(cv.inner_ua.max(1).argmax())  # LinearFit.best_layer
+    pairs = pair_models(X[top], y, n_classes, train, split, c_grid[best[top]]) if nested else None
+    return LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp, pairs)
 
 
 def pair_models(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarray, split: np.ndarray,

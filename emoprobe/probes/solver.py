@@ -54,13 +54,10 @@ def standardiser(X: np.ndarray, train: np.ndarray) -> Callable[[np.ndarray], tor
     return lambda rows: ((torch.as_tensor(np.asarray(rows, dtype=np.float64)) - mean) / scale).float()
 
 
-def rotate(X: np.ndarray, train: np.ndarray, standardise_first: bool = True) -> Rotated:
+def rotate(X: np.ndarray, train: np.ndarray) -> Rotated:
     """Standardise X (clips, dim) on the training rows, then express every row in `eigen_coordinates`
-    of the training rows. standardise_first=False: X is already centred and scaled as wanted (a
-    fusion's blocks). Test rows are only ever projected, never used to fit anything."""
-    Z = standardise(X, train) if standardise_first else torch.as_tensor(np.asarray(X, dtype=np.float32))
-    coords, e, _ = eigen_coordinates(Z, train)
-    return Rotated(coords.numpy(), float(e.sum()) / len(train))
+    of the training rows. Test rows are only ever projected, never used to fit anything."""
+    return rotation(X, train)[0]
 
 
 def rotation(X: np.ndarray, train: np.ndarray) -> tuple[Rotated, Callable[[np.ndarray], np.ndarray]]:
@@ -86,18 +83,22 @@ def eigen_coordinates(X: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, 
     if X.shape[1] <= len(rows):
         e, Q = descending(*torch.linalg.eigh(Xr.T @ Xr))
         return X @ Q, e, Q
-    gram = X @ Xr.T
-    e, U = descending(*torch.linalg.eigh(gram[rows]))
-    B = U / e.sqrt()
-    return gram @ B, e, Xr.T @ B
+    coords, e, B = gram_basis(X @ Xr.T, rows)
+    return coords, e, Xr.T @ B
 
 
 def gram_coordinates(gram: torch.Tensor, train: np.ndarray) -> torch.Tensor:
     """Coordinates of every row from its Gram matrix with the training rows (n, n_train), uncorrelated
     on the training rows: those eigen_coordinates would give the features behind the Gram matrix (up
     to an orthogonal rotation), without the features. Early fusion sums its members' Gram matrices."""
-    e, U = descending(*torch.linalg.eigh(gram[train]))
-    return gram @ (U / e.sqrt())
+    return gram_basis(gram, train)[0]
+
+
+def gram_basis(gram: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(coordinates gram @ B, eigenvalues e, B = U / sqrt(e)) from the eigenvectors U of gram[rows]."""
+    e, U = descending(*torch.linalg.eigh(gram[rows]))
+    B = U / e.sqrt()
+    return gram @ B, e, B
 
 
 def descending(e: torch.Tensor, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
