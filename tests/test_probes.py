@@ -140,6 +140,38 @@ def test_layered_sets_get_a_probe_per_layer_and_an_inner_cv_choice():
     assert per_layer[1] > per_layer[0] + 0.2
     chosen = results[(results.layer == "inner-best") & (results.features == "audio/l")]
     assert len(chosen) == 6 and (chosen.chosen_layer == 1).all()
+    concat = results[results.layer == probes.CONCAT]  # the layers concatenated: one more candidate per fold
+    assert len(concat) == 6 and set(concat.features) == {"audio/l"}
+
+
+def test_concatenated_layers_are_chosen_when_each_layer_holds_part_of_the_signal():
+    """Layer 0 tells an emotion's parity, layer 1 which pair of emotions: only together do they name it."""
+    clips, _ = synthetic()
+    y, speakers, train, test = fold_rows(clips)
+    rng = np.random.default_rng(3)
+    parity, pair = rng.normal(size=(2, 12)) * 2, rng.normal(size=(4, 12)) * 2
+    X = (np.stack([parity[y % 2], pair[y // 2]], axis=1) + rng.normal(size=(len(y), 2, 12))).astype(np.float32)
+    blocks, names = probes.layer_blocks(X, train)
+    fit = probes.linear_probe(blocks, y, 8, train, test, probes.inner_splits(speakers, train))
+    assert names == [0, 1, probes.CONCAT] and names[fit.best_layer] == probes.CONCAT
+    ua = probes.balanced_accuracy(y[test], fit.pred)
+    assert ua[2] > max(ua[:2]) + 0.3  # one layer alone names at most a pair (UA near 0.5)
+    assert probes.layer_blocks(X[:, 0], train)[1] == ["all"]  # a set without layers is one block
+
+
+def test_a_much_wider_candidate_leaves_the_other_candidates_fits_unchanged():
+    """Blocks are batched by width (a batch is padded to its widest), so adding the wide concatenation
+    of a set's layers changes nothing about each layer's own probe."""
+    clips, X = synthetic(dim=12)
+    y, speakers, train, test = fold_rows(clips)
+    rng = np.random.default_rng(4)
+    narrow = [probes.rotate(X, train), probes.rotate(X + rng.normal(size=X.shape).astype(np.float32), train)]
+    wide = probes.rotate(rng.normal(size=(len(X), 600)).astype(np.float32), train)
+    split = probes.inner_splits(speakers, train)
+    alone = probes.linear_probe(narrow, y, 8, train, test, split)
+    beside = probes.linear_probe([narrow[0], wide, narrow[1]], y, 8, train, test, split)
+    for field in ("inner_ua", "C", "oof_logp", "test_logp"):
+        np.testing.assert_array_equal(getattr(beside, field)[[0, 2]], getattr(alone, field))
 
 
 def test_partial_coverage_uses_the_intersection_and_skips_untrainable_folds():

@@ -3,8 +3,9 @@
 Protocol (what makes the numbers comparable and leak-free):
 - outer folds: speaker-disjoint (EmoBox's six for RAVDESS); nothing about a test speaker is seen in
   training;
-- scaling, C, the layer of a layered encoder and the fusion method are chosen on the training
-  speakers only, by speaker-grouped inner cross-validation (the same inner splits for every probe);
+- scaling, C, the layer of a layered encoder (or all its layers) and the fusion method are chosen
+  on the training speakers only, by speaker-grouped inner cross-validation (the same inner splits
+  for every probe);
 - feature sets are joined by clip key, never by row order;
 - headline metric: unweighted average recall (UA = balanced accuracy), with WA and macro-F1 beside it.
 
@@ -16,12 +17,13 @@ auto), shapley (contributions of sets and modalities), grid (the whole grid and 
 from .features import FeatureSet, discover_feature_sets, join, load_feature_set
 from .fusion import EARLY_C_GRID, EARLY_SCALINGS, METHODS, System
 from .grid import BEST_SINGLE, read_predictions, run_grid, scores, summarise, targets
-from .linear import C_GRID, INNER_FOLDS, LinearFit, balanced_accuracy, inner_splits, linear_probe
+from .linear import (C_GRID, CONCAT, INNER_FOLDS, LinearFit, balanced_accuracy, inner_splits, layer_blocks,
+                     linear_probe)
 from .mlp import SEEDS, mlp_probe
 from .shapley import shapley_table
 from .solver import Rotated, fit_softmax, rotate, standardise
 
-__all__ = ["BEST_SINGLE", "C_GRID", "EARLY_C_GRID", "EARLY_SCALINGS", "INNER_FOLDS", "METHODS", "SEEDS", "FeatureSet", "LinearFit",
-           "Rotated", "System", "balanced_accuracy", "discover_feature_sets", "fit_softmax", "inner_splits", "join",
-           "linear_probe", "load_feature_set", "mlp_probe", "read_predictions", "rotate", "run_grid", "scores",
-           "shapley_table", "standardise", "summarise", "targets"]
+__all__ = ["BEST_SINGLE", "C_GRID", "CONCAT", "EARLY_C_GRID", "EARLY_SCALINGS", "INNER_FOLDS", "METHODS", "SEEDS",
+           "FeatureSet", "LinearFit", "Rotated", "System", "balanced_accuracy", "discover_feature_sets", "fit_softmax",
+           "inner_splits", "join", "layer_blocks", "linear_probe", "load_feature_set", "mlp_probe", "read_predictions",
+           "rotate", "run_grid", "scores", "shapley_table", "standardise", "summarise", "targets"]

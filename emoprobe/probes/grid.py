@@ -1,9 +1,10 @@
 """The probe grid: every feature set, every layer, every fusion of the base sets by every method.
 
 Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training speakers only:
-1. every single set: a linear probe per layer (C by inner CV); a layered set's headline is the layer
-   with the best inner-CV UA ('inner-best'); the MLP on every base set and random control;
-2. every fusion of base sets (each at its inner-best layer) by every method of fusion.METHODS
+1. every single set: a linear probe per layer and on all layers concatenated (C by inner CV); a
+   layered set's headline is the candidate with the best inner-CV UA ('inner-best',
+   linear.layer_blocks); the MLP on every base set and random control;
+2. every fusion of base sets (each at its inner-best block) by every method of fusion.METHODS
    (select, early, late, stack) and by `auto` (the method with the best inner-CV UA), for every
    coalition `shapley.coalitions` asks for (all of them up to shapley.MAX_EXACT_PLAYERS base sets);
 3. "best single set (inner CV)": the base set with the best inner-CV UA, the reference a fusion must
@@ -30,9 +31,9 @@ from ..data import labels
 from . import fusion, shapley
 from .features import FeatureSet, join
 from .fusion import System
-from .linear import INNER_FOLDS, inner_splits, linear_probe
+from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
 from .mlp import SEEDS, mlp_probe
-from .solver import Rotated, rotate
+from .solver import Rotated
 
 BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
@@ -74,10 +75,10 @@ class Prepared:
 
 @dataclass
 class Member:
-    """A base set in one fold, as fusions use it: its inner-best layer's block and tuned probe."""
+    """A base set in one fold, as fusions use it: its inner-best block (a layer or linear.CONCAT) and tuned probe."""
 
     prepared: Prepared
-    layer: int | None
+    layer: int | str | None
     block: Rotated
     logp: np.ndarray  # (rows, K): OOF log-probabilities on training rows, the full fit's on test rows
     pair_logp: np.ndarray  # (S, S, rows, K): the pair models (LinearFit.pair_logp), for nested stacking
@@ -132,26 +133,24 @@ class FoldRun:
         train, test, split = where
         y = self.y[p.rows]
         started = time.perf_counter()
-        layers = [p.X[:, layer] for layer in range(p.fs.n_layers)] if p.fs.layered else [p.X]
-        blocks = [rotate(X, train) for X in layers]
+        blocks, names = layer_blocks(p.X, train)
         fit = linear_probe(blocks, y, len(self.classes), train, test, split, nested=p.role == "base")
         best = fit.best_layer
         label = describe([p], "linear", "none")
-        for layer in range(len(blocks)):
-            self.emit({**label, "layer": layer if p.fs.layered else "all"}, p.rows, test, fit.pred[layer],
-                      len(train), extra={"inner_ua": fit.best_inner_ua[layer], "C": fit.C[layer]},
-                      prediction=not p.fs.layered)
+        for i, name in enumerate(names):
+            self.emit({**label, "layer": name}, p.rows, test, fit.pred[i], len(train),
+                      extra={"inner_ua": fit.best_inner_ua[i], "C": fit.C[i]}, prediction=not p.fs.layered)
         if p.fs.layered:
             self.emit({**label, "layer": "inner-best"}, p.rows, test, fit.pred[best], len(train),
-                      extra={"inner_ua": fit.best_inner_ua[best], "C": fit.C[best], "chosen_layer": best})
+                      extra={"inner_ua": fit.best_inner_ua[best], "C": fit.C[best], "chosen_layer": names[best]})
         self.timed("single sets, linear", started)
         if "mlp" in self.probes and p.role in ("base", "random control"):
             self.mlp([p], blocks[best], train, test, p.rows, "none",
-                     {"chosen_layer": best} if p.fs.layered else {})
+                     {"chosen_layer": names[best]} if p.fs.layered else {})
         system = System.from_linear(fit, best)
         logp = np.empty((len(p.rows), len(self.classes)), dtype=np.float32)
         logp[train], logp[test] = system.oof_logp, system.test_logp
-        return Member(p, best if p.fs.layered else None, blocks[best], logp, fit.pair_logp, system)
+        return Member(p, names[best] if p.fs.layered else None, blocks[best], logp, fit.pair_logp, system)
 
     def mlp(self, sets, block, train, test, rows, fusion_method, extra) -> None:
         started = time.perf_counter()
@@ -231,7 +230,7 @@ class FoldRun:
 
 
 def member_layers(members: list[Member]) -> str:
-    """The layer inner CV chose for each member, in member order ('-': not layered), e.g. '-+5'.
+    """The layer (or linear.CONCAT) inner CV chose for each member, in member order ('-': not layered), e.g. '-+5'.
     The same choice is in each member's own 'inner-best' row (chosen_layer) of that fold."""
     return "+".join("-" if m.layer is None else str(m.layer) for m in members)
 

@@ -2,11 +2,12 @@
 
 Per outer fold, the training actors are split once into INNER_FOLDS actor-disjoint groups
 (`inner_splits`), and every probe, fusion and stacker of that fold uses the same split, so the
-out-of-fold (OOF) probabilities of different feature sets line up row by row. For each layer and C
-a probe is fitted on each inner split's other actors and scored (UA) on its held-out actors; the C
-(and, for a layered set, the layer) with the best mean inner UA is kept, and one more probe per layer
-is fitted on all training actors at that C, warm-started from the inner fits, to predict the test
-actors. Nothing here looks at a test label.
+out-of-fold (OOF) probabilities of different feature sets line up row by row. A layered set's
+candidates are its layers and their concatenation (`layer_blocks`). For each candidate and C a
+probe is fitted on each inner split's other actors and scored (UA) on its held-out actors; the C
+(and, for a layered set, the candidate) with the best mean inner UA is kept, and one more probe per
+candidate is fitted on all training actors at that C, warm-started from the inner fits, to predict
+the test actors. Nothing here looks at a test label.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from .solver import Rotated, eigen_coordinates, fit_softmax, log_proba, one_hot
+from .solver import Rotated, eigen_coordinates, fit_softmax, log_proba, one_hot, rotate
 
 C_GRID = np.logspace(-3, 1, 5)  # inverse L2 strength of a single set's probe (z-scored columns), by inner CV
 INNER_FOLDS = 3  # actor-grouped inner CV on the training actors (6-7 actors per inner fold)
+WIDTH_BATCH_RATIO = 1.5  # blocks up to this many times a batch's narrowest share its batched fit (padded)
 SELECTION_REL_TOL = 1e-3  # inner fits only choose C and feed OOF scores: a looser stop (final fits: solver.REL_TOL)
 HEADLINE_LAYERS = ("all", "inner-best")  # results' layer labels that stand for a set without test data
+CONCAT = "concat"  # a layered set's last candidate: all its layers z-scored and concatenated (every depth at once)
 
 
 @dataclass
@@ -55,8 +58,21 @@ class LinearFit:
 
     @property
     def best_layer(self) -> int:
-        """The layer with the best inner-CV UA (the first of ties)."""
+        """The block (a layer or the layers' concatenation: layer_blocks) with the best inner-CV UA (the
+        first of ties)."""
         return int(self.best_inner_ua.argmax())
+
+
+def layer_blocks(X: np.ndarray, train: np.ndarray) -> tuple[list[Rotated], list]:
+    """A set's candidates for its linear probe, rotated on the training rows, and their labels: X
+    (clips, dim) is one block ("all"); X (clips, layers, dim) gives each layer (0, 1, ...) and, last,
+    their concatenation (CONCAT). In it every layer is z-scored, so layers of one width carry equal
+    variance; inner CV then chooses between one layer and all of them, without test data."""
+    if X.ndim == 2:
+        return [rotate(X, train)], ["all"]
+    layers = [X[:, layer] for layer in range(X.shape[1])]
+    blocks = [*(rotate(x, train) for x in layers), rotate(np.concatenate(layers, 1), train)]
+    return blocks, [*range(len(layers)), CONCAT]
 
 
 def inner_splits(actors: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -140,14 +156,41 @@ def final_fit(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarray,
 
 def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
                  split: np.ndarray, c_grid: np.ndarray = C_GRID, nested: bool = False) -> LinearFit:
-    """Linear probes on each block (a layer, or one stacker's inputs), C by inner CV.
+    """Linear probes on each block (a layer, all layers, or one stacker's inputs), C by inner CV.
 
     blocks: features of every clip, in coordinates uncorrelated on the training rows (`rotate`); y:
     class index of every clip; train / test: row indices of the outer fold; split: inner split of
     each training row (`inner_splits`). A block wider than an inner split's fitted rows gets
     coordinates of those rows for that split's fits (solver.eigen_coordinates: fewer dimensions).
-    nested: also fit the pair models of LinearFit.pair_logp.
+    Blocks of similar width are fitted in one batch (`width_batches`). nested: also fit the pair
+    models of LinearFit.pair_logp, for the block with the best inner-CV UA.
     """
+    batches = width_batches([b.X.shape[1] for b in blocks])
+    fits = [batch_probe([blocks[i] for i in batch], y, n_classes, train, test, split, c_grid) for batch in batches]
+    order = np.argsort(np.concatenate(batches))  # back to the blocks' order
+    fit = LinearFit(*(np.concatenate([getattr(f, name) for f in fits])[order]
+                      for name in ("inner_ua", "C", "oof_logp", "test_logp")))
+    if nested:
+        top = fit.best_layer
+        fit.pair_logp = pair_models(torch.from_numpy(blocks[top].X), y, n_classes, train, split, fit.C[top])
+    return fit
+
+
+def width_batches(widths: list[int]) -> list[np.ndarray]:
+    """Indices of blocks to fit together, narrowest first: a batch is padded to its widest block, so
+    a block more than WIDTH_BATCH_RATIO times as wide as a batch's narrowest starts a batch of its own."""
+    batches = []
+    for i in np.argsort(widths, kind="stable"):
+        if batches and widths[i] <= WIDTH_BATCH_RATIO * widths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return [np.array(batch) for batch in batches]
+
+
+def batch_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
+                split: np.ndarray, c_grid: np.ndarray) -> LinearFit:
+    """`linear_probe` on blocks fitted in one batch (padded to the widest), without pair models."""
     width = max(b.X.shape[1] for b in blocks)
     X = torch.from_numpy(np.stack([np.pad(b.X, ((0, 0), (0, width - b.X.shape[1]))) for b in blocks]))
     L, S = len(blocks), split.max() + 1
@@ -175,9 +218,7 @@ def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np
     W0 = torch.stack([torch.stack([inner_weights(layer, s) for s in range(S)]).mean(0) for layer in layers])
     start = W0[:, None], cv.b[layers, :, best].mean(1)[:, None]
     test_logp = final_fit(X, y, n_classes, train, test, c_grid[best], start)
-    top = int(cv.inner_ua.max(1).argmax())  # LinearFit.best_layer
-    pairs = pair_models(X[top], y, n_classes, train, split, c_grid[best[top]]) if nested else None
-    return LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp, pairs)
+    return LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp)
 
 
 def pair_models(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarray, split: np.ndarray,

@@ -2,9 +2,10 @@
 corpora, speaker groups, or clip lengths (whole clips -> their first seconds).
 
 The probe is the grid's linear probe (linear.linear_probe): features z-scored and rotated on the
-training rows only, C and, for a layered encoder, the layer chosen by speaker-grouped inner CV on the
-training rows. When the two sides share speakers (RAVDESS speech and song: the same 24 actors), the
-test speakers of each fold are held out of training, so no test speaker is ever trained on.
+training rows only, C and, for a layered encoder, the layer or all layers concatenated
+(linear.layer_blocks) chosen by speaker-grouped inner CV on the training rows. When the two sides
+share speakers (RAVDESS speech and song: the same 24 actors), the test speakers of each fold are
+held out of training, so no test speaker is ever trained on.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
 from ..data import folds as folds_mod
-from .linear import INNER_FOLDS, inner_splits, linear_probe
-from .solver import rotate
+from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
 
 MIN_TRAIN_SPEAKERS = INNER_FOLDS + 1  # the inner CV needs INNER_FOLDS speaker groups to choose C
 
@@ -25,15 +25,14 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.nda
     """Train on (X_train, y_train: class indices), predict X_test; X is (n, D) or (n, layers, D).
     Returns (predicted class indices, {layer, C, inner_ua} as chosen on the training rows)."""
     X = np.concatenate([X_train, X_test])
-    X = X[:, None] if X.ndim == 2 else X
     train, test = np.arange(len(X_train)), np.arange(len(X_train), len(X))
     y = np.concatenate([y_train, np.zeros(len(X_test), dtype=int)])  # test labels are never read
     speakers = np.concatenate([speakers_train, np.full(len(X_test), -1, dtype=object)]).astype(str)
-    blocks = [rotate(X[:, layer], train) for layer in range(X.shape[1])]
+    blocks, names = layer_blocks(X, train)
     fit = linear_probe(blocks, y, n_classes, train, test, inner_splits(speakers, train))
-    layer = fit.best_layer
-    return fit.pred[layer], {"layer": layer if X.shape[1] > 1 else None, "C": float(fit.C[layer]),
-                             "inner_ua": float(fit.best_inner_ua[layer])}
+    best = fit.best_layer
+    return fit.pred[best], {"layer": names[best] if X.ndim == 3 else None, "C": float(fit.C[best]),
+                            "inner_ua": float(fit.best_inner_ua[best])}
 
 
 def scores(y_true, y_pred, classes: list[str]) -> dict:

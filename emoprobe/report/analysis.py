@@ -51,15 +51,17 @@ def store_table(clips: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def typical_layer(res: t.Results, store: str, n_layers: int | None) -> int | None:
-    """For a layered store: the layer inner CV chose most often for its main set; the middle layer
-    when it was not probed. None for a store without layers."""
+    """For a layered store: the single layer of its main set with the best inner-CV UA, averaged over
+    folds (no test label; inner CV may prefer all layers concatenated, but a view needs one layer);
+    the middle layer when it was not probed. None for a store without layers."""
     if pd.isna(n_layers) or not n_layers:
         return None
     if res.has("probes.csv", "feature_sets.csv"):
-        chosen = t.chosen_layers(res)
-        features = t.main_set(res).get(store)
-        if features in chosen.index:
-            return int(chosen.loc[features].mode().iloc[0])
+        rows = res["probes.csv"]
+        rows = rows[(rows.features == t.main_set(res).get(store)) & (rows.probe == "linear")
+                    & rows.layer.astype(str).str.isdigit()]
+        if len(rows):
+            return int(rows.groupby("layer").inner_ua.mean().idxmax())
     return int(n_layers) // 2
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import config
 from ..probes.fusion import METHODS
+from ..probes.linear import CONCAT
 from . import tables as t
 from .figures import FIGURES
 
@@ -109,7 +110,8 @@ def what_was_not_run(res: t.Results) -> list[str]:
 def single_sets(res: t.Results) -> list[str]:
     table = t.systems(res).merge(t.sets(res)[["features", "role"]], on="features")
     table = table.sort_values("ua_mean", ascending=False)
-    lines = ["Layered sets are scored at the layer inner CV chose in each fold ('inner-best').", "",
+    lines = [f"Layered sets are scored at the layer, or all layers concatenated ({CONCAT}), that inner CV",
+             "chose in each fold ('inner-best').", "",
              t.markdown(score_table(table, ["features", "role", "pooling", "layer", "probe"])), ""]
     return lines + reference(res)
 
@@ -206,10 +208,11 @@ def layers(res: t.Results) -> list[str]:
     if scores.empty:
         return ["No layered set was probed."]
     table = (scores.pivot(index="features", columns="layer", values="mean") * 100).round(1)
+    table[CONCAT] = (t.concat_scores(res).set_index("features")["mean"] * 100).round(1)
     chosen = t.chosen_layers(res)
     table["inner CV chose"] = [n_of(chosen.loc[f]) for f in table.index]
-    return ["Linear-probe UA % per layer (mean over folds; layer 0 = the input embedding); the last column is",
-            "the layer inner CV chose in each fold.", "", t.markdown(table, index=True)]
+    return ["Linear-probe UA % per layer (mean over folds; layer 0 = the input embedding), on all layers",
+            f"concatenated ({CONCAT}), and what inner CV chose in each fold.", "", t.markdown(table, index=True)]
 
 
 def per_emotion(res: t.Results) -> list[str]:

@@ -34,7 +34,7 @@ MADE_BY = {"probes.csv": TRAIN, "probes_summary.csv": TRAIN, "feature_sets.csv":
            "stores.csv": TRAIN, "clips.csv": TRAIN, "predictions.parquet": TRAIN,
            "transfer.csv": "python experiments/transfer.py --train A --test B",
            "duration.csv": "python experiments/duration.py (after extract_audio.py --first-seconds S)"}
-CSV_DTYPES = {"layer": str, "key": str, "fold": str}
+CSV_DTYPES = {"layer": str, "chosen_layer": str, "key": str, "fold": str}
 # RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
 READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
@@ -309,16 +309,27 @@ def layer_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
     """UA per layer of every layered single set: mean, std and t-interval over folds (long format:
     features, layer, mean, std, ci_low, ci_high, n_folds)."""
     rows = res["probes.csv"]
-    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & ~rows.layer.isin(HEADLINE_LAYERS)]
+    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & rows.layer.astype(str).str.isdigit()]
     return stats.over_folds(rows.astype({"layer": int}), ["features", "layer"], "ua")
 
 
+def concat_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
+    """UA of every layered single set on all its layers concatenated (probes.CONCAT), in
+    layer_scores' format without the layer column."""
+    rows = res["probes.csv"]
+    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & (rows.layer == probes.CONCAT)]
+    return stats.over_folds(rows, ["features"], "ua")
+
+
 def chosen_layers(res: Results) -> pd.DataFrame:
-    """The layer inner CV chose in each fold (linear probe, layered single sets): features x fold."""
+    """What inner CV chose in each fold (linear probe, layered single sets): a layer ('3') or
+    probes.CONCAT; features x fold."""
     rows = res["probes.csv"]
     rows = rows[(rows.layer == "inner-best") & (rows.probe == "linear") & (rows.n_members == 1)
                 & (rows.features != probes.BEST_SINGLE)]
-    return rows.pivot_table(index="features", columns="fold", values="chosen_layer", aggfunc="first").astype(int)
+    chosen = rows.chosen_layer.astype(str).str.removesuffix(".0")  # a column of layers and CONCAT reads as text
+    return rows.assign(chosen_layer=chosen).pivot_table(index="features", columns="fold", values="chosen_layer",
+                                                        aggfunc="first")
 
 
 def emotions(res: Results) -> list[str]:
