@@ -361,7 +361,6 @@ def variants(res: t.Results) -> list[str]:
     pairs = t.variant_pairs(res)
     if pairs.empty:
         return ["- Variants: not available: no probed store has a `variant` beside the same encoder's plain store."]
-    scores = t.layer_scores(res)
     lines = []
     for p in pairs.itertuples():
         lines += [f"- {p.set} (variant {p.variant}) vs {p.plain_set}: {t.score_line(res, t.single(p.set))} vs "
@@ -370,7 +369,7 @@ def variants(res: t.Results) -> list[str]:
                   f"{p.plain_seconds:.0f} s).", "  " + comparison_line(res, t.single(p.set), t.single(p.plain_set)),
                   "  " + default_verdict(t.compare(res, t.single(p.set), t.single(p.plain_set)), p.variant,
                                          p.seconds_extracting / p.plain_seconds)]
-        table = per_layer(scores, [p.plain_set, p.set])
+        table = per_layer(res, [p.plain_set, p.set])
         if len(table):
             lines += ["", t.markdown(table, index=True), ""]
     return lines
@@ -385,25 +384,30 @@ def default_verdict(d: dict, variant: str, cost: float) -> str:
             "as much.")
 
 
-def per_layer(scores: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """Layers x sets: UA % mean ± std over folds."""
-    part = scores[scores.features.isin(features)]
+def per_layer(res: t.Results, features: list[str]) -> pd.DataFrame:
+    """Layers, then all layers concatenated (CONCAT), x sets: UA % mean ± std over folds."""
+    scores = t.layer_scores(res)
+    layers = sorted(scores.layer.unique())
+    part = pd.concat([scores, t.concat_scores(res).assign(layer=CONCAT)]).astype({"layer": str})
+    part = part[part.features.isin(features)]
     cells = part.assign(cell=[t.pm(m, s) for m, s in zip(part["mean"], part["std"])])
-    return cells.pivot(index="layer", columns="features", values="cell")[[f for f in features if f in set(part.features)]]
+    table = cells.pivot(index="layer", columns="features", values="cell")
+    return table.reindex([str(layer) for layer in layers] + [CONCAT]).dropna(how="all")[
+        [f for f in features if f in set(part.features)]]
 
 
 def rq4(res: t.Results) -> list[str]:
     lines = ["**Experiment.** Each pretrained store against its random-init twin (stores.csv `twin_of`: same",
-             "architecture and compute, random weights), layer by layer and at the layer inner CV chose; every",
-             "base set by its pretraining objective; pretrained and third-party sets against each hand-crafted set.",
+             "architecture and compute, random weights), layer by layer, on all layers concatenated and at what",
+             "inner CV chose; every base set by its pretraining objective; pretrained and third-party sets",
+             "against each hand-crafted set.",
              f"**Figures.** {figure('twins')}, {figure('layers')}, {figure('objectives')}.", "", "**Answer.**"]
     pairs = t.twin_pairs(res)
-    scores = t.layer_scores(res)
     for p in pairs.itertuples():
         a, b = t.single(p.pretrained_set), t.single(p.random_set)
         lines += [f"- {p.pretrained_set} {t.score_line(res, a)}; its random twin {p.random_set} {t.score_line(res, b)}.",
                   "  " + comparison_line(res, a, b)]
-        table = per_layer(scores, [p.pretrained_set, p.random_set])
+        table = per_layer(res, [p.pretrained_set, p.random_set])
         if len(table):
             lines += ["", t.markdown(table, index=True), ""]
     if pairs.empty:
@@ -454,7 +458,10 @@ def rq5(res: t.Results) -> list[str]:
     lines += transfer_lines(res) if res.has("transfer.csv") else [f"- Transfer: {res.missing('transfer.csv')}."]
     lines += duration_lines(res) if res.has("duration.csv") else [f"- Duration: {res.missing('duration.csv')}."]
     lines += ["", "**Caveats.** Per-speaker and per-attribute UA come from one fold's test speakers each; a",
-              "speaker's UA rests on their clips alone."]
+              "speaker's UA rests on their clips alone. A transferred probe's layer (or all layers",
+              f"concatenated, '{CONCAT}' in transfer.csv's and duration.csv's `layers`) and C are chosen by",
+              "inner CV on its own training data, blind to the shift it is then tested on; a candidate",
+              "chosen for fitting the training data best can transfer worse than a single layer would."]
     return lines
 
 
