@@ -124,3 +124,16 @@ def test_results_made_from_other_stores_do_not_stand_in(tmp_path):
     assert tables.load(results)["transfer.csv"] is None
     transfer.assign(finalized="made here").to_csv(results / "transfer.csv", index=False)
     assert len(tables.load(results)["transfer.csv"]) == len(transfer)
+
+
+def test_losses_beyond_noise_are_judged_by_the_paired_speaker_bootstrap():
+    """Every fusion below its best member gets the paired interval of the difference; chance alone
+    would put 2.5 % of all fusions below beyond a 95 % interval."""
+    res = tables.load(FIXTURE_RESULTS)
+    gaps = tables.fusion_gaps(res).query("fusion == 'auto'")
+    losses, by_chance = tables.losses_beyond_noise(res)
+    assert sorted(losses.features) == sorted(gaps[gaps.gap < 0].features)
+    assert (losses.ci_low <= losses["diff"]).all() and (losses["diff"] <= losses.ci_high).all()
+    assert by_chance == pytest.approx(0.025 * len(gaps))
+    line = findings.beyond_noise(res)
+    assert f"{(losses.ci_high < 0).sum()} of them beyond the 95 % paired speaker-bootstrap interval" in line

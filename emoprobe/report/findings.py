@@ -17,6 +17,7 @@ from .. import config
 from ..probes.fusion import METHODS
 from ..probes.linear import CONCAT
 from . import tables as t
+from .stats import LEVEL
 from .figures import FIGURES
 
 METHOD_COLUMNS = [*METHODS, "auto"]
@@ -163,7 +164,7 @@ def fusions(res: t.Results) -> list[str]:
               "member is the one with the best test UA, the hardest reference there is.", "",
               t.markdown(loses), "",
               f"`auto` fell below its best member in {auto['below best member']} of {auto.fusions} fusions "
-              f"(worst {auto['worst gap']:+.1f} points).", "",
+              f"(worst {auto['worst gap']:+.1f} points){beyond_noise(res, named=True)}.", "",
               *inner_cv_lines(res),
               "### Per combination of modalities",
               "The system that stands for a combination: the auto fusion of all its base sets. Beside it, the best",
@@ -300,6 +301,21 @@ def carriers(res: t.Results, level: str) -> list[str]:
     return lines
 
 
+def beyond_noise(res: t.Results, named: bool = False) -> str:
+    """', k of them beyond ... interval (...)': how many of auto's losses to its best member the paired
+    speaker-bootstrap interval puts below zero, against how many chance alone would (empty without
+    predictions). named: list them."""
+    losses, by_chance = t.losses_beyond_noise(res)
+    if "ci_high" not in losses:
+        return ""
+    beyond = losses[losses.ci_high < 0]
+    names = "".join(f"; {r.features} {t.pct(r.diff, True)} {t.interval(r.ci_low, r.ci_high, True)} against "
+                    f"{r.best_member}" for r in beyond.itertuples()) if named else ""
+    return (f", {len(beyond)} of them beyond the {LEVEL * 100:.0f} % paired speaker-bootstrap interval of the "
+            f"difference, where about {round(by_chance, 1):g} would be by chance alone if every fusion equalled its best "
+            f"member{names}")
+
+
 def rq2(res: t.Results) -> list[str]:
     lines = ["**Experiment.** The auto fusion of all base sets, and of all base sets of each combination of",
              "two or more modalities, against the reference (best single set by inner CV); Shapley values of UA",
@@ -322,7 +338,8 @@ def rq2(res: t.Results) -> list[str]:
         lines.append("- " + methods_line(res, everything))
     loses = t.never_loses(res).set_index("fusion")
     lines += [f"- Over all {loses.fusions.iloc[0]} fusions, `auto` fell below its best member (by test UA) in "
-              f"{loses.loc['auto', 'below best member']} (worst {loses.loc['auto', 'worst gap']:+.1f} points).",
+              f"{loses.loc['auto', 'below best member']} (worst {loses.loc['auto', 'worst gap']:+.1f} points)"
+              f"{beyond_noise(res)}.",
               "", "**Caveats.** The comparison is with the reference the same training speakers would have picked;",
               "a fusion beating the set that happened to test best is a stronger claim these folds cannot make.",
               "Few speakers per fold: read the speaker-bootstrap intervals, not the p-values alone."]

@@ -289,6 +289,21 @@ def never_loses(res: Results) -> pd.DataFrame:
                          "mean gap": g.mean().round(1), "worst gap": g.min().round(1)}).reset_index()
 
 
+def losses_beyond_noise(res: Results, method: str = "auto") -> tuple[pd.DataFrame, float]:
+    """The fusions (by `method`) that fall below their best member, each with the paired
+    speaker-bootstrap difference and interval (`compare`); and how many of all the method's fusions
+    would fall below beyond that interval by chance alone if every one equalled its best member
+    (the interval's lower tail, (1 - LEVEL) / 2, times their number; fusions sharing members are not
+    independent, so "about")."""
+    gaps = fusion_gaps(res)
+    gaps = gaps[gaps.fusion == method]
+    rows = [{"features": g.features, "best_member": g.best_member, "gap": g.gap,
+             **compare(res, {"features": g.features, "probe": "linear", "fusion": method},
+                       {"features": g.best_member, "probe": "linear", "fusion": "none"})}
+            for g in gaps[gaps.gap < 0].itertuples()] if res.has("predictions.parquet") else []
+    return pd.DataFrame(rows), len(gaps) * (1 - stats.LEVEL) / 2
+
+
 def inner_vs_test(res: Results) -> pd.DataFrame:
     """Per fusion method, over every fusion and fold: the mean inner-CV UA (what auto compares), the
     mean test UA, their difference (points: negative = inner CV underrates the method), and how often
