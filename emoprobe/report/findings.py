@@ -312,8 +312,8 @@ def beyond_noise(res: t.Results, named: bool = False) -> str:
     names = "".join(f"; {r.features} {t.pct(r.diff, True)} {t.interval(r.ci_low, r.ci_high, True)} against "
                     f"{r.best_member}" for r in beyond.itertuples()) if named else ""
     return (f", {len(beyond)} of them beyond the {LEVEL * 100:.0f} % paired speaker-bootstrap interval of the "
-            f"difference, where about {round(by_chance, 1):g} would be by chance alone if every fusion equalled its best "
-            f"member{names}")
+            f"difference, where about {round(by_chance, 1):g} would be by chance alone if every fusion equalled "
+            f"its best member{names}")
 
 
 def rq2(res: t.Results) -> list[str]:
