@@ -57,9 +57,8 @@ def typical_layer(res: t.Results, store: str, n_layers: int | None) -> int | Non
     if pd.isna(n_layers) or not n_layers:
         return None
     if res.has("probes.csv", "feature_sets.csv"):
-        rows = res["probes.csv"]
-        rows = rows[(rows.features == t.main_set(res).get(store)) & (rows.probe == "linear")
-                    & rows.layer.astype(str).str.isdigit()]
+        rows = t.layer_rows(res)
+        rows = rows[rows.features == t.main_set(res).get(store)]
         if len(rows):
             return int(rows.groupby("layer").inner_ua.mean().idxmax())
     return int(n_layers) // 2

@@ -46,6 +46,13 @@ class Results:
 
     dir: Path
     tables: dict[str, pd.DataFrame | Path | None] = field(default_factory=dict)
+    derived: dict = field(default_factory=dict)  # costly tables computed from the files, kept by name
+
+    def memo(self, name: str, compute):
+        """compute() once per Results: for a table more than one section of the report needs."""
+        if name not in self.derived:
+            self.derived[name] = compute()
+        return self.derived[name]
 
     def __getitem__(self, file: str) -> pd.DataFrame | None:
         return self.tables.get(file)
@@ -297,11 +304,13 @@ def losses_beyond_noise(res: Results, method: str = "auto") -> tuple[pd.DataFram
     independent, so "about")."""
     gaps = fusion_gaps(res)
     gaps = gaps[gaps.fusion == method]
-    rows = [{"features": g.features, "best_member": g.best_member, "gap": g.gap,
-             **compare(res, {"features": g.features, "probe": "linear", "fusion": method},
-                       {"features": g.best_member, "probe": "linear", "fusion": "none"})}
-            for g in gaps[gaps.gap < 0].itertuples()] if res.has("predictions.parquet") else []
-    return pd.DataFrame(rows), len(gaps) * (1 - stats.LEVEL) / 2
+
+    def losses() -> pd.DataFrame:
+        return pd.DataFrame([{"features": g.features, "best_member": g.best_member, "gap": g.gap,
+                              **compare(res, {"features": g.features, "probe": "linear", "fusion": method},
+                                        {"features": g.best_member, "probe": "linear", "fusion": "none"})}
+                             for g in gaps[gaps.gap < 0].itertuples()] if res.has("predictions.parquet") else [])
+    return res.memo(f"losses beyond noise, {method}", losses), len(gaps) * (1 - stats.LEVEL) / 2
 
 
 def inner_vs_test(res: Results) -> pd.DataFrame:
@@ -320,12 +329,17 @@ def inner_vs_test(res: Results) -> pd.DataFrame:
 
 
 # -- layers, emotions, Shapley values ----------------------------------------------------------
+def layer_rows(res: Results, probe: str = "linear") -> pd.DataFrame:
+    """probes.csv's rows of single layers (layer 0, 1, ...) of the layered single sets, layer as int."""
+    rows = res["probes.csv"]
+    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & rows.layer.astype(str).str.isdigit()]
+    return rows.astype({"layer": int})
+
+
 def layer_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
     """UA per layer of every layered single set: mean, std and t-interval over folds (long format:
     features, layer, mean, std, ci_low, ci_high, n_folds)."""
-    rows = res["probes.csv"]
-    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & rows.layer.astype(str).str.isdigit()]
-    return stats.over_folds(rows.astype({"layer": int}), ["features", "layer"], "ua")
+    return stats.over_folds(layer_rows(res, probe), ["features", "layer"], "ua")
 
 
 def concat_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
