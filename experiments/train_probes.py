@@ -45,11 +45,17 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=list(probes.SEEDS), help="MLP seeds")
     p.add_argument("--probes", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
     p.add_argument("--max-exact", type=int, default=MAX_EXACT, help="fit every fusion up to this many base sets")
+    p.add_argument("--all-subsets", action="store_true", help="fit every subset of the base sets (the power set: "
+                   "exact Shapley values however many base sets there are)")
     p.add_argument("--permutations", type=int, default=PERMUTATIONS, help="sampled orders past --max-exact")
     p.add_argument("--no-extra-poolings", dest="extra_poolings", action="store_false",
                    help="probe only each store's default pooling")
     p.add_argument("--jobs", type=int, default=JOBS)
     p.add_argument("--out", help="results folder (default: $EMOPROBE_RESULTS or results)")
+    p.add_argument("--parts", help="where finished parts of the grid are kept, so that a killed run resumes "
+                   "(default: $EMOPROBE_GRID_PARTS or data/grid_parts)")
+    p.add_argument("--no-parts", action="store_true", help="keep no parts (nothing to resume from)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
     p.add_argument("--stores-only", action="store_true",
                    help="only rewrite stores.csv and clips.csv for the current stores (after a re-extraction)")
@@ -64,15 +70,17 @@ def main(argv=None):
         raise NoDataError(f"no complete embedding store under {config.embeddings_dir(args.embeddings_dir)}: "
                           "run experiments/extract_*.py first")
     print(f"{len(base)} base sets: {', '.join(fs.name for fs in base)}; {len(extra)} single-only sets")
+    max_exact = len(base) if args.all_subsets else args.max_exact
     started = time.perf_counter()
     results, predictions, feature_sets, seconds = probes.run_grid(
-        clips, base, extra, args.scheme, args.seeds, args.probes, args.max_exact, args.permutations, args.jobs)
+        clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
+        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts), progress=args.progress)
     elapsed = time.perf_counter() - started
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
                                               on=stats.SYSTEM)
     metrics = ["ua", *[c for c in results if c.startswith("recall_")]]
     shapley = stats.shapley_summary(probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD,
-                                                         clips.label.nunique(), args.max_exact, args.permutations))
+                                                         clips.label.nunique(), max_exact, args.permutations))
 
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "probes.csv", index=False, float_format="%.5f")

@@ -10,15 +10,19 @@ Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training spe
 3. "best single set (inner CV)": the base set with the best inner-CV UA, the reference a fusion must
    beat, chosen without test labels;
 4. the MLP on the early fusion of all base sets.
-Folds run in parallel processes. Results carry explicit columns (see RESULT_COLUMNS); the `features`
-label is for reading only, and feature_sets() says which stores make up each label.
+The work is cut into parts, each one feature set in one fold or FUSION_CHUNK fusions in one fold,
+run in parallel processes behind one progress bar; a finished part is kept on disk under the digest
+of its inputs (parts.Parts), so a killed grid re-run resumes and ends with the uninterrupted result.
+Results carry explicit columns (see RESULT_COLUMNS); the `features` label is for reading only, and
+feature_sets() says which stores make up each label.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 import numpy as np
@@ -28,7 +32,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 
 from ..data import folds as folds_mod
 from ..data import labels
-from . import fusion, shapley
+from . import fusion, parts, shapley
 from .features import FeatureSet, join
 from .fusion import System
 from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
@@ -40,6 +44,7 @@ FUSION_SEPARATOR = " + "  # in readable labels only
 RESULT_COLUMNS = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion",
                   "fold", "seed", "n_train", "n_test", "inner_ua", "C", "ua", "wa", "macro_f1"]
 CHOICE_COLUMNS = ["chosen_layer", "member_layers", "chosen_method", "chosen_set", "early_scaling"]
+FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
 PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
@@ -245,23 +250,46 @@ def describe(sets: list[Prepared], probe: str, fusion_method: str) -> dict:
             "layer": "inner-best" if any(f.layered for f in fs) else "all"}
 
 
-def run_fold(fold, test_speakers, y, classes, speakers, keys, prepared, subsets, seeds, probes, log=print):
-    """One outer fold of the grid: (result rows, prediction frames, seconds per part, members of
-    each features label)."""
-    torch.set_num_threads(1)  # one process per fold; tiny matrices gain nothing from more threads
-    run = FoldRun(fold, test_speakers, y, classes, speakers, keys, seeds, probes, log)
-    members = {}
-    for p in prepared:
-        member = run.single(p)
-        if member is not None and p.role == "base":
-            members[p.fs.name] = member
-    base = [p.fs.name for p in prepared if p.role == "base"]
-    if members and len(members) == len(base):
-        run.fusions([members[name] for name in base], subsets)
-        run.best_single(list(members.values()))
-    elif members:
-        log(f"  {fold}: {len(base) - len(members)} base set(s) untrainable, no fusions")
-    return run.rows, run.predictions, run.seconds, run.members
+@dataclass
+class Part:
+    """What one part of the grid produced: result rows, prediction frames, seconds per part of the
+    grid, the members of each features label, log lines, and (a base set's single part) its Member."""
+
+    rows: list
+    predictions: list
+    seconds: dict
+    members: dict
+    messages: list
+    member: Member | None = None
+
+
+def single_part(fold, test_speakers, context, p: Prepared) -> Part:
+    """One feature set in one outer fold: its linear probes (and MLP), and its Member if a base set."""
+    torch.set_num_threads(1)  # one process per part; tiny matrices gain nothing from more threads
+    messages = []
+    run = FoldRun(fold, test_speakers, *context, log=messages.append)
+    member = run.single(p)
+    if member is not None:
+        member = member if p.role == "base" else None
+    if member is not None:
+        member.prepared = replace(member.prepared, X=None)  # fusions need its block, not its features
+    return Part(run.rows, run.predictions, run.seconds, run.members, messages, member)
+
+
+def fusion_part(fold, test_speakers, context, members: list[Member], subsets: list[tuple[int, ...]]) -> Part:
+    """FUSION_CHUNK fusions (subsets: indices into members, every base set of the fold) in one outer fold."""
+    torch.set_num_threads(1)
+    messages = []
+    run = FoldRun(fold, test_speakers, *context, log=messages.append)
+    run.fusions(members, subsets)
+    return Part(run.rows, run.predictions, run.seconds, run.members, messages)
+
+
+def _made(store: parts.Parts, key: str, make, *args) -> tuple[str, Part]:
+    """A part made and stored at once (in the worker, so that a kill loses no finished part)."""
+    part = make(*args)
+    store.put(key, part)
+    return key, part
 
 
 def inner_split_of(speakers: np.ndarray, test_speakers: list) -> dict:
@@ -288,24 +316,28 @@ def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]
         role = ("base" if any(fs is b for b in base) else "extra pooling" if ":" in fs.name
                 else "random control" if fs.is_random_control else "variant")
         _, (X,) = join([fs], clips)
-        out.append(Prepared(fs, role, np.flatnonzero(clips.key.isin(set(fs.keys))), X.astype(np.float32)))
+        facts = replace(fs, keys=[], X=fs.X[:0])  # the set's facts without its features (X holds them)
+        out.append(Prepared(facts, role, np.flatnonzero(clips.key.isin(set(fs.keys))), X.astype(np.float32)))
     return out
 
 
 def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet] = (), scheme: str = "auto",
              seeds=SEEDS, probes=("linear", "mlp"), max_exact: int = shapley.MAX_EXACT_PLAYERS,
-             n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1,
-             log=print) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+             n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1, log=print, parts_dir=None,
+             progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
     label x member; seconds per part, summed over folds).
 
     base sets are fused (and sampled for Shapley values past max_exact of them); extra sets (other
-    poolings, random controls) are probed alone.
+    poolings, random controls) are probed alone. parts_dir: where finished parts are kept (a re-run
+    with the same inputs reuses them; parts.Parts); progress: a progress bar over the parts.
     """
     from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
 
     y, classes, speakers = targets(clips)
+    keys = clips.key.to_numpy()
     fold_speakers = folds_mod.load_folds(clips, scheme)
     prepared = []
     for p in prepare(clips, base, extra):
@@ -323,25 +355,74 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             f"({n_permutations} permutations) instead of {2 ** len(base) - 1}")
     for p in prepared:
         log(f"[grid] {p.fs.name} ({p.role}): {len(p.rows)} clips, {p.fs.n_layers} layer(s) x {p.fs.dim} dims")
-    done = Parallel(n_jobs=n_jobs)(
-        delayed(run_fold)(fold, test, y, classes, speakers, clips.key.to_numpy(), prepared, subsets, seeds, probes,
-                          log if n_jobs == 1 else _quiet)
-        for fold, test in fold_speakers.items())
-    results = pd.DataFrame([row for rows, *_ in done for row in rows])
+
+    # Every part's key: the digest of what decides its result (parts.py).
+    context = (y, classes, speakers, keys, tuple(seeds), tuple(probes))
+    common = parts.digest(parts.code_digest(), *context[:4], context[4], context[5])
+    set_digest = [parts.digest(p.X, p.rows, p.role, p.fs.name, p.fs.pooling, p.fs.modality, p.fs.weights)
+                  for p in prepared]
+    fusions = [s for s in subsets if len(s) > 1]
+    chunks = [fusions[i:i + FUSION_CHUNK] for i in range(0, len(fusions), FUSION_CHUNK)]
+    base_index = [i for i, p in enumerate(prepared) if p.role == "base"]
+    store = parts.Parts(parts_dir)
+    bar = tqdm(total=len(fold_speakers) * (len(prepared) + (len(chunks) if base_index else 0)), unit="part",
+               desc="grid", disable=not progress, smoothing=0.1,
+               mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s
+    say = bar.write if progress else log
+
+    def run(tasks):
+        """(key, make, args) tasks, run in parallel; their parts in task order."""
+        out = {key: store.get(key) for key, _, _ in tasks}
+        bar.update(sum(part is not None for part in out.values()))
+        todo = [(key, make, args) for key, make, args in tasks if out[key] is None]
+        for key, part in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(_made)(store, key, make, *args) for key, make, args in todo):
+            out[key] = part
+            for line in part.messages:
+                say(line)
+            bar.update()
+        return [out[key] for key, _, _ in tasks]
+
+    single_tasks = [(parts.digest(common, "single", fold, test, set_digest[i]), single_part,
+                     (fold, test, context, p)) for fold, test in fold_speakers.items() for i, p in enumerate(prepared)]
+    singles = run(single_tasks)
+    by_fold = {fold: singles[k * len(prepared):(k + 1) * len(prepared)] for k, fold in enumerate(fold_speakers)}
+    fusion_tasks, done = [], []
+    for fold, test in fold_speakers.items():
+        members = [by_fold[fold][i].member for i in base_index]
+        if not base_index or any(m is None for m in members):
+            if base_index:
+                say(f"  {fold}: {sum(m is None for m in members)} base set(s) untrainable, no fusions")
+            continue
+        fusion_tasks += [(parts.digest(common, "fusion", fold, test, [set_digest[i] for i in base_index], chunk),
+                          fusion_part, (fold, test, context, members, chunk)) for chunk in chunks]
+    fused = run(fusion_tasks)
+    bar.close()
+    store.prune()
+
+    # Assembled in a fixed order (whatever order the parts finished in): per fold, its single sets,
+    # its fusions, then the best single set by inner CV.
+    fused_by_fold = {}
+    for (_, _, (fold, *_)), part in zip(fusion_tasks, fused):
+        fused_by_fold.setdefault(fold, []).append(part)
+    for fold, test in fold_speakers.items():
+        done += by_fold[fold] + fused_by_fold.get(fold, [])
+        members = [by_fold[fold][i].member for i in base_index]
+        if members and all(m is not None for m in members):
+            best = FoldRun(fold, test, *context, log=say)
+            best.best_single(members)
+            done.append(Part(best.rows, best.predictions, {}, best.members, []))
+    results = pd.DataFrame([row for part in done for row in part.rows])
     results = results.reindex(columns=[*RESULT_COLUMNS, *[f"recall_{c}" for c in classes], *CHOICE_COLUMNS])
-    predictions = pd.concat([p for _, preds, *_ in done for p in preds], ignore_index=True)
+    predictions = pd.concat([p for part in done for p in part.predictions], ignore_index=True)
     for column in ("y_true", "y_pred"):
         predictions[column] = pd.Categorical.from_codes(predictions[column], categories=classes)
     seconds, members = {}, {}
-    for *_, part, names in done:
-        members.update(names)
-        for k, v in part.items():
+    for part in done:
+        members.update(part.members)
+        for k, v in part.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
     return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
-
-
-def _quiet(*_):
-    pass
 
 
 def feature_sets(prepared: list[Prepared], members: dict[str, list[str]]) -> pd.DataFrame:
