@@ -1,0 +1,126 @@
+"""The grid's parts: a re-run reuses them, any change of input recomputes, and a grid killed with
+kill -9 midway then re-run ends with exactly the results of an uninterrupted run (the real script,
+in subprocesses, on the synthetic fixture stores)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_probes import synthetic
+
+from emoprobe import probes
+from emoprobe.probes import FeatureSet, grid, parts
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "results_small" / "embeddings"
+FEATURES = ["fx-functionals", "fx-frames", "fx-au-means", "fx-encoder-randinit"]
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+SLOW_WRAPPER = """
+import runpy, sys, time
+from emoprobe.probes import grid
+original = grid._made
+def slow_made(*args):  # every part takes a while, so that the kill lands midway
+    time.sleep({delay})
+    return original(*args)
+grid._made = slow_made
+sys.argv = ["train_probes.py", *sys.argv[1:]]
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def sets_of(clips, X):
+    return [FeatureSet("audio/a", list(clips.key), X[:, :6]), FeatureSet("face/b", list(clips.key), X[:, 6:])]
+
+
+def run(clips, sets, folder, **kwargs):
+    return probes.run_grid(clips, sets, seeds=(0,), probes=("linear",), log=lambda *_: None, parts_dir=folder,
+                           **kwargs)
+
+
+def test_a_rerun_reuses_every_part_and_changed_inputs_are_recomputed(tmp_path, monkeypatch):
+    clips, X = synthetic()
+    first, predictions, *_ = run(clips, sets_of(clips, X), tmp_path)
+    n_parts = len(list(tmp_path.glob("*" + parts.SUFFIX)))
+    assert n_parts == 6 * 3  # two sets and one chunk of fusions, in each of six folds
+
+    def computed(*_):
+        raise AssertionError("a part with unchanged inputs was computed again")
+    monkeypatch.setattr(grid, "single_part", computed)
+    monkeypatch.setattr(grid, "fusion_part", computed)
+    again, again_predictions, *_ = run(clips, sets_of(clips, X), tmp_path)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(predictions, again_predictions)
+    monkeypatch.undo()
+
+    changed = X.copy()
+    changed[0, 7] += 1.0  # one value of one clip of set b: b's parts and the fusions are new, a's are not
+    made = []
+    original = grid._made
+    monkeypatch.setattr(grid, "_made", lambda store, key, make, *args: made.append(make.__name__)
+                        or original(store, key, make, *args))
+    run(clips, sets_of(clips, changed), tmp_path)
+    assert sorted(made) == sorted(["single_part"] * 6 + ["fusion_part"] * 6)
+    assert len(list(tmp_path.glob("*" + parts.SUFFIX))) == n_parts  # the unused parts were pruned
+
+
+def test_digests_see_values_shapes_and_order():
+    a = np.arange(6, dtype=np.float32)
+    assert parts.digest(a) == parts.digest(a.copy())
+    assert parts.digest(a) != parts.digest(a.reshape(2, 3))
+    assert parts.digest(a) != parts.digest(a.astype(np.float64))
+    assert parts.digest("x", 1) != parts.digest(1, "x")
+    assert parts.digest([(0, 1)]) != parts.digest([(0,), (1,)])
+
+
+@pytest.fixture(scope="module")
+def empty_tree(tmp_path_factory):
+    """Empty files named as RAVDESS names them, for the fixture's keys: the labels are in the names."""
+    root = tmp_path_factory.mktemp("tree") / "ravdess"
+    keys = pd.read_csv(REPO / "tests" / "fixtures" / "results_small" / "results" / "clips.csv").key
+    for key in keys:
+        path = root / f"Actor_{key[-2:]}" / f"03-{key}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return root
+
+
+def grid_command(tree: Path, out: Path, folder: Path | None, delay: float = 0.0) -> list[str]:
+    wrapper = out.parent / f"slow_{delay}.py"
+    wrapper.write_text(SLOW_WRAPPER.format(delay=delay, script=str(REPO / "experiments" / "train_probes.py")))
+    return [sys.executable, str(wrapper), "--data-root", str(tree), "--embeddings-dir", str(FIXTURE), "--out", str(out),
+            "--features", *FEATURES, "--seeds", "0", "--jobs", "1", "--no-progress",
+            *(["--parts", str(folder)] if folder else ["--no-parts"])]
+
+
+def test_kill_9_mid_grid_then_rerun_gives_the_uninterrupted_results(empty_tree, tmp_path):
+    reference = subprocess.run(grid_command(empty_tree, tmp_path / "reference", None), env=SUBPROCESS_ENV,
+                               capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    folder = tmp_path / "parts"
+    proc = subprocess.Popen(grid_command(empty_tree, tmp_path / "killed", folder, delay=0.3), env=SUBPROCESS_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(folder.glob("*" + parts.SUFFIX))) < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_done = len(list(folder.glob("*" + parts.SUFFIX)))
+    assert proc.returncode == -signal.SIGKILL and n_done >= 8, "the kill must land midway"
+    assert not (tmp_path / "killed" / "probes.csv").exists()
+
+    rerun = subprocess.run(grid_command(empty_tree, tmp_path / "killed", folder), env=SUBPROCESS_ENV,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    n_parts = len(list(folder.glob("*" + parts.SUFFIX)))
+    assert n_done < n_parts, "the kill must land before the last part"
+    for name in ("probes.csv", "probes_summary.csv", "shapley.csv", "feature_sets.csv"):
+        assert (tmp_path / "killed" / name).read_text() == (tmp_path / "reference" / name).read_text(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "killed" / "predictions.parquet"),
+                                  pd.read_parquet(tmp_path / "reference" / "predictions.parquet"))
