@@ -72,7 +72,7 @@ def main(argv=None):
     print(f"{len(base)} base sets: {', '.join(fs.name for fs in base)}; {len(extra)} single-only sets")
     max_exact = len(base) if args.all_subsets else args.max_exact
     started = time.perf_counter()
-    results, predictions, feature_sets, seconds = probes.run_grid(
+    results, predictions, feature_sets, timing = probes.run_grid(
         clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
         parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts), progress=args.progress)
     elapsed = time.perf_counter() - started
@@ -92,9 +92,11 @@ def main(argv=None):
     if args.timing:
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
         Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": n_base,
-                                                 "parts_s": {k: round(v, 1) for k, v in seconds.items()}}))
-    print(f"{len(results)} results in {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}, "
-          f"summed over folds) -> {config.relative(out)}")
+                                                 "all_subsets": args.all_subsets, "jobs": args.jobs,
+                                                 "parts_s": {k: round(v["seconds"], 1) for k, v in timing.items()},
+                                                 "parts_gflop": {k: round(v["flops"] / 1e9, 1) for k, v in timing.items()}}))
+    spent = ", ".join(f"{part} {v['seconds']:.0f} s" for part, v in timing.items())
+    print(f"{len(results)} results in {elapsed:.0f} s ({spent}, summed over folds) -> {config.relative(out)}")
     print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .linear import C_GRID, LinearFit, final_fit, inner_cv, oof_ua
-from .solver import Rotated, eigen_coordinates, gram_coordinates, rotation
+from .solver import Rotated, eigen_coordinates, gram_coordinates, matmul, rotation
 
 EARLY_SCALINGS = {"blocks": 1.0}  # exponent a: member m's variance times (mean v / v_m)^a; add "columns": 0.0 to let inner CV choose
 EARLY_C_GRID = C_GRID  # both scalings keep the z-scored concatenation's total variance
@@ -95,7 +95,7 @@ class MemberGrams:
         def gram(i: int) -> torch.Tensor:
             if names[i] not in self.cache:
                 X = torch.from_numpy(blocks[i].X)
-                self.cache[names[i]] = X @ X[self.train].T
+                self.cache[names[i]] = matmul(X, X[self.train].T)
             return self.cache[names[i]]
         return gram
 

@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 
 from ..data import folds as folds_mod
 from ..data import labels
-from . import fusion, parts, shapley
+from . import fusion, parts, shapley, solver
 from .features import FeatureSet, join
 from .fusion import System
 from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
@@ -111,8 +111,17 @@ class FoldRun:
             return None
         return train, test, split
 
-    def timed(self, part: str, start: float) -> None:
-        self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+    @staticmethod
+    def clock() -> tuple[float, float]:
+        """(seconds, flops done so far in this process: solver.FLOPS), for `timed`."""
+        return time.perf_counter(), solver.FLOPS[0]
+
+    def timed(self, part: str, start: tuple[float, float]) -> None:
+        """Add the seconds and the arithmetic since `start` (a `clock()`) to a part of the grid."""
+        seconds, flops = self.clock()
+        spent = self.seconds.setdefault(part, {"seconds": 0.0, "flops": 0.0})
+        spent["seconds"] += seconds - start[0]
+        spent["flops"] += flops - start[1]
 
     def emit(self, label: dict, rows: np.ndarray, test: np.ndarray, system_pred: np.ndarray, n_train: int,
              seed: int = 0, extra: dict | None = None, prediction: bool = True) -> None:
@@ -137,7 +146,7 @@ class FoldRun:
             return None
         train, test, split = where
         y = self.y[p.rows]
-        started = time.perf_counter()
+        started = self.clock()
         blocks, names = layer_blocks(p.X, train)
         fit = linear_probe(blocks, y, len(self.classes), train, test, split, nested=p.role == "base")
         best = fit.best_layer
@@ -158,7 +167,7 @@ class FoldRun:
         return Member(p, names[best] if p.fs.layered else None, blocks[best], logp, fit.pair_logp, system)
 
     def mlp(self, sets, block, train, test, rows, fusion_method, extra) -> None:
-        started = time.perf_counter()
+        started = self.clock()
         pred = mlp_probe(block, self.y[rows], len(self.classes), self.speakers[rows], train, test, self.seeds)
         label = describe(sets, "mlp", fusion_method)
         for seed, seed_pred in zip(self.seeds, pred):
@@ -182,7 +191,7 @@ class FoldRun:
             train, test, split = where
             y, n_classes = self.y[rows], len(self.classes)
             parts = [[self.restrict(m, rows, train, test) for m in group] for group in groups]
-            started = time.perf_counter()
+            started = self.clock()
             grams = fusion.MemberGrams(train)
             early = []
             for group, part in zip(groups, parts):
@@ -190,7 +199,7 @@ class FoldRun:
                 gram = grams.of([m.prepared.fs.name for m in group], blocks)
                 early.append(fusion.early(blocks, y, n_classes, train, test, split, gram))
             self.timed("fusions, early", started)
-            started = time.perf_counter()
+            started = self.clock()
             systems = [[system for _, system in part] for part in parts]
             late = [fusion.late(group, y[train], split) for group in systems]
             stacked = fusion.stack(systems, y, n_classes, train, test, split)
@@ -327,7 +336,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
              progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
-    label x member; seconds per part, summed over folds).
+    label x member; timing: per part of the grid, its seconds and flops summed over folds).
 
     base sets are fused (and sampled for Shapley values past max_exact of them); extra sets (other
     poolings, random controls) are probed alone. parts_dir: where finished parts are kept (a re-run
@@ -421,7 +430,9 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     for part in done:
         members.update(part.members)
         for k, v in part.seconds.items():
-            seconds[k] = seconds.get(k, 0.0) + v
+            total = seconds.setdefault(k, {"seconds": 0.0, "flops": 0.0})
+            total["seconds"] += v["seconds"]
+            total["flops"] += v["flops"]
     return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .linear import balanced_accuracy
+from . import solver
 from .solver import Rotated
 
 MLP_HIDDEN = 256  # one hidden layer of 256 ReLU units: the "small MLP"
@@ -51,6 +52,11 @@ def mlp_probe(block: Rotated, y: np.ndarray, n_classes: int, speakers: np.ndarra
             h = h * (torch.rand(h.shape, generator=generator) > MLP_DROPOUT) / (1 - MLP_DROPOUT)
         return torch.einsum("snh,shk->snk", h, W2) + b2[:, None]
 
+    # the arithmetic (solver.FLOPS): per step, the first layer forward and its weights' gradient, the
+    # second forward and both its gradients; per check, the forward on the validation and test rows
+    n_checks = MLP_STEPS // MLP_EVAL_EVERY
+    solver.FLOPS[0] += 2.0 * S * H * (MLP_STEPS * len(fit) * (2 * D + 3 * n_classes)
+                                      + n_checks * len(X_check) * (D + n_classes))
     best_ua, best_pred = np.full(S, -1.0), np.zeros((S, len(test)), dtype=int)
     for step in range(MLP_STEPS):
         opt.zero_grad()

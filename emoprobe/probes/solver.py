@@ -28,6 +28,20 @@ REL_TOL = 1e-4  # stop when the next step would lower the objective by less than
 HISTORY = 10  # L-BFGS curvature pairs kept per problem
 LINE_SEARCH_STEPS = 12  # backtracking shrinks (by 4) before a step is taken as it is
 EIGEN_RTOL = 1e-6  # directions with a smaller share of the largest eigenvalue carry no information
+EIGH_FLOPS_PER_N3 = 9.0  # a symmetric eigendecomposition with eigenvectors: about 9 n^3 flops (LAPACK syevd)
+FLOPS = [0.0]  # the arithmetic this process's probes did (matrix products and eigendecompositions): the floor
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b, counted in FLOPS."""
+    FLOPS[0] += 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, a[..., 0, 0].numel())
+    return a @ b
+
+
+def eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.linalg.eigh, counted in FLOPS."""
+    FLOPS[0] += EIGH_FLOPS_PER_N3 * a.shape[-1] ** 3
+    return torch.linalg.eigh(a)
 
 
 @dataclass
@@ -81,9 +95,9 @@ def eigen_coordinates(X: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, 
     """
     Xr = X[rows]
     if X.shape[1] <= len(rows):
-        e, Q = descending(*torch.linalg.eigh(Xr.T @ Xr))
+        e, Q = descending(*eigh(matmul(Xr.T, Xr)))
         return X @ Q, e, Q
-    coords, e, B = gram_basis(X @ Xr.T, rows)
+    coords, e, B = gram_basis(matmul(X, Xr.T), rows)
     return coords, e, Xr.T @ B
 
 
@@ -96,7 +110,7 @@ def gram_coordinates(gram: torch.Tensor, train: np.ndarray) -> torch.Tensor:
 
 def gram_basis(gram: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(coordinates gram @ B, eigenvalues e, B = U / sqrt(e)) from the eigenvectors U of gram[rows]."""
-    e, U = descending(*torch.linalg.eigh(gram[rows]))
+    e, U = descending(*eigh(gram[rows]))
     B = U / e.sqrt()
     return gram @ B, e, B
 
@@ -132,6 +146,7 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
     def evaluate(W, b, idx):
         """Objective, gradients and diagonal curvature of the problems idx."""
         p_ = W.shape[1]
+        FLOPS[0] += 2.0 * G * n * r * p_ * (2 * K + 1)  # logits, gradient and curvature products
         logits = torch.bmm(X, W.permute(0, 2, 1, 3).reshape(G, r, p_ * K)).reshape(G, n, p_, K)
         logp = log_softmax(logits + b[:, None])
         f = -(logp * Y[:, :, None] * row_weight).sum((1, 3)) + penalty[:, idx] * W.square().sum((2, 3))
