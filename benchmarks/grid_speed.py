@@ -5,12 +5,15 @@
         wav2vec2-base-randinit
 
 The old commit is checked out into a temporary `git worktree` and its experiments/train_probes.py is
-run with this interpreter; then this tree's. Both read the same stores: a temporary folder of links
-to the complete stores selected (so neither grid trips over a store still being extracted) and write
-to temporary folders. Wall and CPU seconds of each (CPU: all processes of the grid together), the
-ratio, the new grid's seconds per part (summed over its fold processes), and the machine's load
-average before and after go to results/benchmarks/grid_speed.json. Past TARGET_S, it says by how
-much, which part costs most, and what the grid would take without early fusion.
+run with this interpreter and that worktree first on PYTHONPATH; then this tree's (with no parts to
+resume from, so it computes everything). Both read the same stores: a temporary folder of links to
+the complete stores selected (so neither grid trips over a store still being extracted) and write
+to temporary folders. Written to results/benchmarks/grid_speed.json: wall and CPU seconds of each
+(CPU: all processes of the grid together), the ratio, the new grid's seconds and arithmetic per part
+(summed over its processes) and what that arithmetic would take at PEAK_GFLOPS (the floor), the
+agreement of every results row both grids make (UA differences, their distribution and the worst
+rows, how often an inner-CV choice changed), what a second normalisation protocol would cost (twice
+every probe), and the machine's load average before and after.
 Not a test: timings depend on the machine and on what else runs on it.
 """
 
@@ -24,17 +27,21 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import pandas as pd
 
-from emoprobe import cli, config  # noqa: E402
-from emoprobe.errors import NoDataError  # noqa: E402
-from emoprobe.probes.features import selected  # noqa: E402
-from emoprobe.store.store import available_stores  # noqa: E402
+from emoprobe import cli, config
+from emoprobe.errors import NoDataError
+from emoprobe.probes.features import selected
+from emoprobe.store.store import available_stores
 
-OLD_COMMIT = "a5827c9"  # the last commit with the pairs + all-sets grid (one L2 penalty over z-scored concatenations)
+REPO = config.REPO
+OLD_COMMIT = "12a8b90"  # the grid before it was cut into parts (one process per fold, 1100 s on the committed stores)
 TARGET_S = 60.0  # the whole default grid on the current stores, on a 2-core machine
-JOBS = 2  # fold processes, for both grids (their default)
+JOBS = 2  # processes, for both grids (their default)
+PEAK_GFLOPS = 190.0  # fp32 matrix-product rate of this 2-core machine: the floor is the arithmetic at this rate
+ROW_KEYS = ["features", "layer", "probe", "fusion", "fold", "seed"]  # what identifies a results row in both grids
+CHOICES = ["C", "chosen_layer", "chosen_method", "chosen_set", "member_layers"]  # inner-CV choices compared
 
 
 def linked_stores(root: Path, features: list[str] | None) -> tuple[tempfile.TemporaryDirectory, list[str]]:
@@ -49,10 +56,12 @@ def linked_stores(root: Path, features: list[str] | None) -> tuple[tempfile.Temp
 
 
 def timed(command: list[str], cwd: Path) -> dict:
-    """Run a grid; its wall seconds and the CPU seconds of it and its children."""
+    """Run a grid (with cwd first on PYTHONPATH: that tree's package); its wall seconds and the CPU
+    seconds of it and its children."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
@@ -64,6 +73,31 @@ def timed(command: list[str], cwd: Path) -> dict:
 def count_rows(path: Path) -> int:
     with open(path) as f:
         return sum(1 for _ in f) - 1
+
+
+def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
+    """How the rows both grids make agree: UA differences (points) per row and per system (the mean
+    over folds and seeds), the worst systems, and how often each inner-CV choice differs."""
+    both = old.merge(new, on=ROW_KEYS, suffixes=("_old", "_new"))
+    both["d_ua"] = 100 * (both.ua_new - both.ua_old)
+    per_system = both.groupby(ROW_KEYS[:4]).d_ua.mean()
+    worst = per_system.abs().sort_values(ascending=False).head(10)
+    changed = {}
+    for c in CHOICES:
+        a, b = both[f"{c}_old"], both[f"{c}_new"]
+        compared = a.notna() | b.notna()
+        differs = compared & ~((a.astype(str) == b.astype(str)) | (a.isna() & b.isna()))
+        changed[c] = {"compared": int(compared.sum()), "changed": int(differs.sum())}
+    quantiles = [0.0, 0.5, 0.9, 0.99, 1.0]
+    return {"rows_old": len(old), "rows_new": len(new), "rows_both": len(both),
+            "abs_d_ua_row_quantiles": dict(zip(map(str, quantiles), np.round(both.d_ua.abs().quantile(quantiles), 3))),
+            "systems": len(per_system),
+            "systems_over_0.5_ua": int((per_system.abs() > 0.5).sum()),
+            "abs_d_ua_system_quantiles": dict(zip(map(str, quantiles),
+                                                  np.round(per_system.abs().quantile(quantiles), 3))),
+            "worst_systems": [{**dict(zip(ROW_KEYS[:4], key)), "d_ua_mean": round(float(per_system[key]), 3)}
+                              for key in worst.index],
+            "choices_changed": changed}
 
 
 def main(argv=None):
@@ -102,20 +136,27 @@ def main(argv=None):
         print("new grid...", flush=True)
         timing = tmp / "timing.json"
         new = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "new_results"),
-                     "--timing", str(timing)], REPO)
+                     "--timing", str(timing), "--no-parts", "--no-progress"], REPO)
         new["n_results"] = count_rows(tmp / "new_results" / "probes.csv")
         new.update(json.loads(timing.read_text()))
         report["new"] = new
+        if "old" in report:
+            read = lambda side: pd.read_csv(tmp / f"{side}_results" / "probes.csv", dtype={"layer": str})  # noqa: E731
+            report["agreement"] = agreement(read("old"), read("new"))
     stores_dir.cleanup()
 
     parts = new["parts_s"]
     early_share = parts.get("fusions, early", 0.0) / sum(parts.values())
+    floor = {k: round(v / PEAK_GFLOPS, 1) for k, v in new["parts_gflop"].items()}
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["summary"] = {
         "new_wall_s": new["wall_s"], "over_target_s": round(max(0.0, new["wall_s"] - TARGET_S), 1),
         "costliest_part": max(parts, key=parts.get),
         "early_fusion_share_of_part_seconds": round(early_share, 3),
-        "estimated_wall_s_without_early_fusion": round(new["wall_s"] * (1 - early_share), 1)}
+        "estimated_wall_s_without_early_fusion": round(new["wall_s"] * (1 - early_share), 1),
+        "floor_s_per_part_at_peak": floor, "floor_s_at_peak": round(sum(floor.values()), 1),
+        "peak_gflops": PEAK_GFLOPS,
+        "estimated_wall_s_with_a_second_protocol": round(2 * new["wall_s"], 1)}
     if "old" in report:
         report["summary"].update({"old_wall_s": report["old"]["wall_s"],
                                   "speedup_wall": round(report["old"]["wall_s"] / new["wall_s"], 2),
