@@ -77,25 +77,38 @@ def count_rows(path: Path) -> int:
 
 def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
     """How the rows both grids make agree: UA differences (points) per row and per system (the mean
-    over folds and seeds), the worst systems, and how often each inner-CV choice differs."""
+    over folds and seeds), the worst systems, how often each inner-CV choice differs, and for every
+    system more than 0.5 points apart, in how many of its folds a choice differs (its trace)."""
     both = old.merge(new, on=ROW_KEYS, suffixes=("_old", "_new"))
     both["d_ua"] = 100 * (both.ua_new - both.ua_old)
-    per_system = both.groupby(ROW_KEYS[:4]).d_ua.mean()
-    worst = per_system.abs().sort_values(ascending=False).head(10)
+    both["choice_changed"] = False
     changed = {}
     for c in CHOICES:
         a, b = both[f"{c}_old"], both[f"{c}_new"]
         compared = a.notna() | b.notna()
-        differs = compared & ~((a.astype(str) == b.astype(str)) | (a.isna() & b.isna()))
+        if c == "C":
+            same = np.isclose(a.astype(float), b.astype(float)) | (a.isna() & b.isna())
+        else:
+            same = (a.astype(object).where(a.notna(), None).map(str) == b.astype(object).where(b.notna(), None).map(str))
+        differs = compared & ~same
+        both["choice_changed"] |= differs
         changed[c] = {"compared": int(compared.sum()), "changed": int(differs.sum())}
+    systems = both.groupby(ROW_KEYS[:4])
+    per_system = systems.d_ua.mean()
+    folds_with_a_changed_choice = systems.choice_changed.sum()
+    over = per_system[per_system.abs() > 0.5]
+    worst = per_system.abs().sort_values(ascending=False).head(10)
     quantiles = [0.0, 0.5, 0.9, 0.99, 1.0]
     return {"rows_old": len(old), "rows_new": len(new), "rows_both": len(both),
+            "rows_identical_ua": int((both.d_ua == 0).sum()),
             "abs_d_ua_row_quantiles": dict(zip(map(str, quantiles), np.round(both.d_ua.abs().quantile(quantiles), 3))),
             "systems": len(per_system),
-            "systems_over_0.5_ua": int((per_system.abs() > 0.5).sum()),
+            "systems_over_0.5_ua": len(over),
+            "systems_over_0.5_ua_with_a_changed_inner_cv_choice": int((folds_with_a_changed_choice[over.index] > 0).sum()),
             "abs_d_ua_system_quantiles": dict(zip(map(str, quantiles),
                                                   np.round(per_system.abs().quantile(quantiles), 3))),
-            "worst_systems": [{**dict(zip(ROW_KEYS[:4], key)), "d_ua_mean": round(float(per_system[key]), 3)}
+            "worst_systems": [{**dict(zip(ROW_KEYS[:4], key)), "d_ua_mean": round(float(per_system[key]), 3),
+                               "rows_with_a_changed_choice": int(folds_with_a_changed_choice[key])}
                               for key in worst.index],
             "choices_changed": changed}
 

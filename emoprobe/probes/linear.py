@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from .solver import Rotated, fit_softmax, log_proba, one_hot, rotate
+from .solver import Rotated, eigen_coordinates, fit_softmax, log_proba, one_hot, rotate
 
 C_GRID = np.logspace(-3, 1, 5)  # inverse L2 strength of a single set's probe (z-scored columns), by inner CV
 INNER_FOLDS = 3  # actor-grouped inner CV on the training actors (6-7 actors per inner fold)
@@ -160,6 +160,8 @@ def linear_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np
 
     blocks: features of every clip, in coordinates uncorrelated on the training rows (`rotate`); y:
     class index of every clip; train / test: row indices of the outer fold; split: inner split of
+    each training row (`inner_splits`). A block wider than an inner split's fitted rows gets
+    coordinates of those rows for that split's fits (solver.eigen_coordinates: fewer dimensions).
     Blocks of similar width are fitted in one batch (`width_batches`). nested: also fit the pair
     models of LinearFit.pair_logp, for the block with the best inner-CV UA.
     """
@@ -188,20 +190,33 @@ def width_batches(widths: list[int]) -> list[np.ndarray]:
 
 def batch_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
                 split: np.ndarray, c_grid: np.ndarray) -> LinearFit:
-    """`linear_probe` on blocks fitted in one batch (padded to the widest), without pair models.
-
-    Every inner split is fitted in the block's own coordinates (uncorrelated on all training rows),
-    even when the block is wider than the split's fitted rows: the penalised minimiser lies in the
-    span of the fitted rows, which those coordinates hold exactly, and a rotation moves no
-    prediction, so per-split coordinates would change nothing but the cost (solver.eigen_coordinates)."""
+    """`linear_probe` on blocks fitted in one batch (padded to the widest), without pair models."""
     width = max(b.X.shape[1] for b in blocks)
     X = torch.from_numpy(np.stack([np.pad(b.X, ((0, 0), (0, width - b.X.shape[1]))) for b in blocks]))
     L, S = len(blocks), split.max() + 1
-    cv = inner_cv([[X[layer, train]] * S for layer in range(L)], y[train], n_classes, split, c_grid)
+    fit_pos = [np.flatnonzero(split != s) for s in range(S)]
+    X_train = X[:, train]
+    groups, projections = [], []  # per layer, per split: coordinates of the training rows and their projection
+    for layer in range(L):
+        if width > min(map(len, fit_pos)):
+            per_split = [eigen_coordinates(X_train[layer], rows) for rows in fit_pos]
+            groups.append([coords for coords, _, _ in per_split])
+            projections.append([projection for _, _, projection in per_split])
+        else:
+            groups.append([X_train[layer]] * S)
+            projections.append([None] * S)
+    cv = inner_cv(groups, y[train], n_classes, split, c_grid)
     best = cv.best_C
+
+    # Stage 2 starts from the mean of the inner fits at the chosen C, in the block's own columns.
+    def inner_weights(layer: int, s: int) -> torch.Tensor:
+        weights = cv.W[layer, s, best[layer], :groups[layer][s].shape[1]]
+        projection = projections[layer][s]
+        return weights if projection is None else projection @ weights
+
     layers = np.arange(L)
-    # Stage 2 starts from the mean of the inner fits at the chosen C.
-    start = cv.W[layers, :, best].mean(1)[:, None], cv.b[layers, :, best].mean(1)[:, None]
+    W0 = torch.stack([torch.stack([inner_weights(layer, s) for s in range(S)]).mean(0) for layer in layers])
+    start = W0[:, None], cv.b[layers, :, best].mean(1)[:, None]
     test_logp = final_fit(X, y, n_classes, train, test, c_grid[best], start)
     return LinearFit(cv.inner_ua, c_grid[best], cv.oof[layers, best], test_logp)
 

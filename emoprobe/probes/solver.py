@@ -139,34 +139,43 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
     G, n, r = X.shape
     P, K = C.shape[1], Y.shape[2]
     n_fit = rows.sum(1)
-    row_weight = (rows / n_fit[:, None])[:, :, None, None]  # mean cross-entropy per problem
-    penalty = 1.0 / (2 * C * n_fit[:, None])  # (G, P): sklearn's ||W||^2 / 2 after dividing by C n
-    X_sq = X.square().transpose(1, 2).contiguous()  # (G, r, n), for the diagonal curvature
+    # The batch: tensors of the groups and problems still being optimised (both axes shrink as pairs
+    # converge: a converged group costs nothing, however slow the others are).
+    batch = {"X": X, "Y": Y[:, :, None],
+             "row_weight": (rows / n_fit[:, None])[:, :, None, None],  # mean cross-entropy per problem
+             "penalty": 1.0 / (2 * C * n_fit[:, None]),  # (G, P): sklearn's ||W||^2 / 2 after dividing by C n
+             "X_T": X.transpose(1, 2).contiguous(),  # (G, r, n): the gradient's product reads it in order
+             "X_sq": X.square()}  # for the diagonal curvature
 
-    def evaluate(W, b, idx):
-        """Objective, gradients and diagonal curvature of the problems idx."""
-        p_ = W.shape[1]
-        FLOPS[0] += 2.0 * G * n * r * p_ * (2 * K + 1)  # logits, gradient and curvature products
-        logits = torch.bmm(X, W.permute(0, 2, 1, 3).reshape(G, r, p_ * K)).reshape(G, n, p_, K)
+    def evaluate(W, b):
+        """Objective, gradients and diagonal curvature of the problems in the batch."""
+        g, p_ = W.shape[:2]
+        X_, Y_, row_weight, penalty = batch["X"], batch["Y"], batch["row_weight"], batch["penalty"]
+        FLOPS[0] += 2.0 * g * n * r * p_ * (2 * K + 1)  # logits, gradient and curvature products
+        logits = torch.bmm(X_, W.permute(0, 2, 1, 3).reshape(g, r, p_ * K)).reshape(g, n, p_, K)
         logp = log_softmax(logits + b[:, None])
-        f = -(logp * Y[:, :, None] * row_weight).sum((1, 3)) + penalty[:, idx] * W.square().sum((2, 3))
+        f = -(logp * Y_ * row_weight).sum((1, 3)) + penalty * W.square().sum((2, 3))
         prob = logp.exp()
-        residual = (prob - Y[:, :, None]) * row_weight  # (G, n, P, K)
-        gW = torch.bmm(X.transpose(1, 2), residual.reshape(G, n, p_ * K)).reshape(G, r, p_, K).permute(0, 2, 1, 3)
+        residual = (prob - Y_) * row_weight  # (g, n, P, K)
+        gW = torch.bmm(batch["X_T"], residual.reshape(g, n, p_ * K)).reshape(g, r, p_, K).permute(0, 2, 1, 3)
         curvature = prob * (1 - prob) * row_weight
-        hW = torch.bmm(X_sq, curvature.mean(-1)).permute(0, 2, 1)[..., None] + 2 * penalty[:, idx, None, None]
-        return f, gW + 2 * penalty[:, idx, None, None] * W, residual.sum(1), hW, curvature.sum(1) + 1e-8
+        # (P, n) x (n, r): with the few problems as rows, not as the columns of an (r, n) x (n, P)
+        # product, this skinny product runs about 6x faster (measured), at the same flops
+        hW = torch.bmm(curvature.mean(-1).transpose(1, 2), batch["X_sq"])[..., None] + 2 * penalty[..., None, None]
+        return f, gW + 2 * penalty[..., None, None] * W, residual.sum(1), hW, curvature.sum(1) + 1e-8
 
     def dot(a, c, a_b, c_b):
         return (a * c).sum((2, 3)) + (a_b * c_b).sum(2)
 
-    W, b = (torch.zeros(G, P, r, K), torch.zeros(G, P, K)) if start is None else (start[0].clone(), start[1].clone())
-    problems = torch.arange(P)  # problems still being optimised in some group (the batch's problem axis)
-    active = torch.ones(G, P, dtype=torch.bool)  # (group, problem) pairs still being optimised
-    f, gW, gb, hW, hb = evaluate(W, b, problems)
-    history = []  # (sW, sb, yW, yb, rho) of the problems still in the batch, oldest first
+    W_out, b_out = (torch.zeros(G, P, r, K), torch.zeros(G, P, K)) if start is None else (start[0].clone(),
+                                                                                           start[1].clone())
+    W, b = W_out.clone(), b_out.clone()  # the batch's
+    groups, problems = torch.arange(G), torch.arange(P)  # the batch's rows and columns in the result
+    active = torch.ones(G, P, dtype=torch.bool)  # (group, problem) pairs of the batch still being optimised
+    f, gW, gb, hW, hb = evaluate(W, b)
+    history = []  # (sW, sb, yW, yb, rho) of the batch, oldest first
     for _ in range(max_iter):
-        # Two-loop recursion, per problem (every scalar here is (G, problems in the batch)).
+        # Two-loop recursion, per problem (every scalar here is (groups, problems) of the batch).
         qW, qb = gW.clone(), gb.clone()
         alphas = []
         for sW, sb, yW, yb, rho in reversed(history):
@@ -186,27 +195,35 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
         # Backtracking (Armijo) per problem from the quasi-Newton step; converged pairs stay put.
         step = active.float()
         for _ in range(LINE_SEARCH_STEPS):
-            W_new, b_new = W[:, problems] - step[..., None, None] * qW, b[:, problems] - step[..., None] * qb
-            new = evaluate(W_new, b_new, problems)
+            W_new, b_new = W - step[..., None, None] * qW, b - step[..., None] * qb
+            new = evaluate(W_new, b_new)
             accepted = (new[0] <= f + 1e-4 * step * slope) | ~active
             if accepted.all():
                 break
             step = torch.where(accepted, step, step / 4)
-        sW, sb, yW, yb = W_new - W[:, problems], b_new - b[:, problems], new[1] - gW, new[2] - gb
+        sW, sb, yW, yb = W_new - W, b_new - b, new[1] - gW, new[2] - gb
         sy = dot(sW, yW, sb, yb)
         rho = torch.where(sy > 0, 1 / sy.clamp_min(1e-30), torch.zeros_like(sy))  # a pair without curvature is skipped
         history = [*history[-(HISTORY - 1):], (sW, sb, yW, yb, rho)]
-        W[:, problems], b[:, problems] = W_new, b_new
+        W, b = W_new, b_new
         active &= (-slope > rel_tol * f) & (new[0] < f)
         f, gW, gb, hW, hb = new
-        going = active.any(0)
-        if not going.all():
-            if not going.any():
-                break
-            problems, active = problems[going], active[:, going]
-            f, gW, gb, hW, hb = (t[:, going] for t in (f, gW, gb, hW, hb))
-            history = [tuple(t[:, going] for t in pair) for pair in history]
-    return W, b
+        keep_g, keep_p = active.any(1), active.any(0)
+        if not (keep_g.all() and keep_p.all()):
+            W_out[groups[:, None], problems], b_out[groups[:, None], problems] = W, b
+            if not keep_p.any():
+                return W_out, b_out
+            gi, pi = torch.nonzero(keep_g)[:, 0], torch.nonzero(keep_p)[:, 0]
+            groups, problems = groups[gi], problems[pi]
+            pairs = lambda t: t[gi][:, pi]  # noqa: E731
+            W, b, active, f, gW, gb, hW, hb = map(pairs, (W, b, active, f, gW, gb, hW, hb))
+            history = [tuple(map(pairs, pair)) for pair in history]
+            batch["penalty"] = pairs(batch["penalty"])
+            if not keep_g.all():
+                for name in ("X", "Y", "row_weight", "X_T", "X_sq"):
+                    batch[name] = batch[name][gi]
+    W_out[groups[:, None], problems], b_out[groups[:, None], problems] = W, b
+    return W_out, b_out
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
