@@ -278,9 +278,9 @@ def single_part(fold, test_speakers, context, p: Prepared) -> Part:
     messages = []
     run = FoldRun(fold, test_speakers, *context, log=messages.append)
     member = run.single(p)
-    if member is not None:
-        member = member if p.role == "base" else None
-    if member is not None:
+    if member is None or p.role != "base":
+        member = None
+    else:
         member.prepared = replace(member.prepared, X=None)  # fusions need its block, not its features
     return Part(run.rows, run.predictions, run.seconds, run.members, messages, member)
 
@@ -367,7 +367,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
 
     # Every part's key: the digest of what decides its result (parts.py).
     context = (y, classes, speakers, keys, tuple(seeds), tuple(probes))
-    common = parts.digest(parts.code_digest(), *context[:4], context[4], context[5])
+    common = parts.digest(parts.code_digest(), *context)
     set_digest = [parts.digest(p.X, p.rows, p.role, p.fs.name, p.fs.pooling, p.fs.modality, p.fs.weights)
                   for p in prepared]
     fusions = [s for s in subsets if len(s) > 1]
