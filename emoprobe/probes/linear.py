@@ -228,10 +228,14 @@ def pair_models(X: torch.Tensor, y: np.ndarray, n_classes: int, train: np.ndarra
     from a fit that saw those actors would leave a trace of them in a fit stopped at a tolerance."""
     S = split.max() + 1
     pairs = list(itertools.combinations(range(S), 2))
-    rows = torch.tensor(np.stack([~np.isin(split, pair) for pair in pairs]), dtype=torch.float32)
+    # each pair model is fitted on its own rows only (zero-padded to the most), not on every training
+    # row with the others weighted zero: the same objective, at a third of the products for S = 3
+    fit_pos = [np.flatnonzero(~np.isin(split, pair)) for pair in pairs]  # positions within the training rows
+    n_max = max(map(len, fit_pos))
+    pad = np.stack([np.pad(f, (0, n_max - len(f))) for f in fit_pos])
+    mask = torch.tensor(np.stack([np.arange(n_max) < len(f) for f in fit_pos]), dtype=torch.float32)
     G = len(pairs)
-    W, b = fit_softmax(X[train].expand(G, -1, -1), one_hot(y[train], n_classes).expand(G, -1, -1), rows,
-                       torch.full((G, 1), float(C)))
+    W, b = fit_softmax(X[train][pad], one_hot(y[train][pad], n_classes), mask, torch.full((G, 1), float(C)))
     logp = log_proba(X.expand(G, -1, -1), W, b)[:, 0].numpy()
     out = np.zeros((S, S, len(X), n_classes), dtype=np.float32)
     for (s, t), pair_logp in zip(pairs, logp):
