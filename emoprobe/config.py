@@ -4,7 +4,7 @@ Variables are read when a function is called, not at import, so a test or a note
     RAVDESS_ROOT          the dataset (else --data-root, else data/raw)
     EMOPROBE_EMBEDDINGS   the embedding stores (default data/embeddings)
     EMOPROBE_RESULTS      probe results (default results)
-    EMOPROBE_GRID_PARTS   the probe grid's finished parts, for resuming (default data/grid_parts)
+    EMOPROBE_GRID_PARTS   the probe grid's finished parts, for resuming (default <results>/.grid_parts)
     EMOPROBE_FIGURES      figures written by the notebooks (default analysis/figures)
     RANK/WORLD_SIZE, SLURM_ARRAY_TASK_ID/COUNT/MIN, SLURM_PROCID/NTASKS   --shard auto
 """
@@ -37,8 +37,10 @@ def results_dir(cli_value: str | os.PathLike | None = None) -> Path:
     return _path(cli_value, "EMOPROBE_RESULTS", REPO / "results")
 
 
-def grid_parts_dir(cli_value: str | os.PathLike | None = None) -> Path:
-    return _path(cli_value, "EMOPROBE_GRID_PARTS", DATA / "grid_parts")
+def grid_parts_dir(cli_value: str | os.PathLike | None = None, results: str | os.PathLike | None = None) -> Path:
+    """Where the grid keeps its finished parts: beside the results they make (each results folder has
+    its own, so that one grid's clean-up never touches another's)."""
+    return _path(cli_value, "EMOPROBE_GRID_PARTS", results_dir(results) / ".grid_parts")
 
 
 def figures_dir(cli_value: str | os.PathLike | None = None) -> Path:

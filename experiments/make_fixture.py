@@ -206,7 +206,7 @@ def make_results(embeddings: Path, out: Path, jobs: int):
     try:
         data, common = str(tree), ["--embeddings-dir", str(embeddings)]
         train_probes.main(["--data-root", data, *common, "--out", str(out), "--jobs", str(jobs),
-                           "--features", *PROBED, "--seeds", *MLP_SEEDS])
+                           "--features", *PROBED, "--seeds", *MLP_SEEDS, "--no-parts", "--no-progress"])
         transfer.main(["--train", data, "--test", data, "--test-channel", "song", *common,
                        "--out", str(out / "transfer.csv")])
         duration.main(["--data-root", data, *common, "--out", str(out / "duration.csv")])

@@ -53,7 +53,7 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=JOBS)
     p.add_argument("--out", help="results folder (default: $EMOPROBE_RESULTS or results)")
     p.add_argument("--parts", help="where finished parts of the grid are kept, so that a killed run resumes "
-                   "(default: $EMOPROBE_GRID_PARTS or data/grid_parts)")
+                   "(default: $EMOPROBE_GRID_PARTS or .grid_parts in the results folder)")
     p.add_argument("--no-parts", action="store_true", help="keep no parts (nothing to resume from)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
@@ -74,7 +74,7 @@ def main(argv=None):
     started = time.perf_counter()
     results, predictions, feature_sets, timing = probes.run_grid(
         clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
-        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts), progress=args.progress)
+        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out), progress=args.progress)
     elapsed = time.perf_counter() - started
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
                                               on=stats.SYSTEM)
