@@ -38,15 +38,6 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
         p.add_argument("--embeddings-dir", metavar="DIR", help="embedding stores (default: $EMOPROBE_EMBEDDINGS "
                        "or data/embeddings)")
     if extraction:
-        from .store.shards import parse_shard
-
-        def shard(spec):
-            try:
-                parse_shard(spec)
-            except UserError as err:
-                raise argparse.ArgumentTypeError(str(err)) from None
-            return spec
-
         p.add_argument("--encoders", nargs="+", metavar="NAME", help="registered names (a random-init twin is "
                        "NAME-randinit) or groups: offline, hub, controls, all (see --list)")
         p.add_argument("--random-init", action="store_true", help="the random-init twins of the encoders listed")
@@ -55,7 +46,7 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
         p.add_argument("--no-sequences", dest="sequences", action="store_false",
                        help="do not keep per-window / per-frame sequences (saves disk)")
         p.add_argument("--limit", type=int, metavar="N", help="only the first N clips (a quick try)")
-        p.add_argument("--shard", metavar="I/N", type=shard,
+        p.add_argument("--shard", metavar="I/N", type=shard_spec,
                        help="embed only shard I of N (from 0; 'auto' reads torchrun/SLURM variables), then run "
                        "experiments/merge_shards.py once all N are done")
         p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1... (default: %(default)s)")
@@ -68,6 +59,17 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
         p.add_argument("--list", action="store_true", help="list the registered encoders of this modality and exit")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
+
+
+def shard_spec(spec: str) -> str:
+    """A --shard value ('i/n' or 'auto'), checked where it is parsed (store.shards.parse_shard)."""
+    from .store.shards import parse_shard
+
+    try:
+        parse_shard(spec)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return spec
 
 
 def _setting(text: str) -> tuple[str, object]:

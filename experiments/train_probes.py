@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from emoprobe import cli, config, probes  # noqa: E402
 from emoprobe.data import clips as clip_table  # noqa: E402
-from emoprobe.errors import NoDataError  # noqa: E402
+from emoprobe.errors import NoDataError, UserError  # noqa: E402
 from emoprobe.report import stats  # noqa: E402
+from emoprobe.store.shards import parse_shard  # noqa: E402
 from emoprobe.store.store import available_stores, provenance  # noqa: E402
 
 SCHEME = "auto"  # speaker-disjoint folds: EmoBox's six for RAVDESS speech (see emoprobe.data.folds)
@@ -56,6 +57,9 @@ def main(argv=None):
                    "(default: $EMOPROBE_GRID_PARTS or .grid_parts in the results folder)")
     p.add_argument("--no-parts", action="store_true", help="keep no parts (nothing to resume from)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--shard", metavar="I/N", type=cli.shard_spec,
+                   help="only make the parts of every N-th fold from the I-th and keep them (a job array; 'auto' "
+                   "reads SLURM's variables); a run without --shard then assembles the results from them")
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
     p.add_argument("--stores-only", action="store_true",
                    help="only rewrite stores.csv and clips.csv for the current stores (after a re-extraction)")
@@ -71,10 +75,18 @@ def main(argv=None):
                           "run experiments/extract_*.py first")
     print(f"{len(base)} base sets: {', '.join(fs.name for fs in base)}; {len(extra)} single-only sets")
     max_exact = len(base) if args.all_subsets else args.max_exact
+    if args.shard and args.no_parts:
+        raise UserError("--shard keeps its parts for the run that assembles them: drop --no-parts")
     started = time.perf_counter()
-    results, predictions, feature_sets, timing = probes.run_grid(
+    made = probes.run_grid(
         clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
-        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out), progress=args.progress)
+        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out), progress=args.progress,
+        shard=parse_shard(args.shard) if args.shard else None)
+    if made is None:
+        print(f"shard {args.shard} done in {time.perf_counter() - started:.0f} s: run train_probes.py without "
+              "--shard (same options) once every shard is done, to assemble the results")
+        return
+    results, predictions, feature_sets, timing = made
     elapsed = time.perf_counter() - started
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
                                               on=stats.SYSTEM)

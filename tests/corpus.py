@@ -9,12 +9,15 @@ astronaut, so MTCNN finds a face) on a background whose brightness follows the e
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+REPO = Path(__file__).resolve().parents[1]
 RATE = 16000  # written at 16 kHz: what every encoder reads, so no resampling cost in the tests
 VIDEO_RATE = Fraction(30000, 1001)  # RAVDESS's 29.97 frames/s
 VIDEO_SIZE = (192, 144)  # width, height: small, but a face MTCNN can find
@@ -101,3 +104,15 @@ def ravdess_tree(root: Path, actors=range(1, 9), emotions=range(1, 9), repetitio
                               face_frames(emotion - 1, int(seconds * 30)), stereo)
                 n += 1
     return root
+
+
+def clean_checkout(dest: Path) -> Path:
+    """The repository's tracked and untracked-but-not-ignored files, copied to dest."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest

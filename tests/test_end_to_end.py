@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from corpus import ravdess_tree
+from corpus import clean_checkout, ravdess_tree
 
 from emoprobe import encoders
 
@@ -27,18 +27,6 @@ VENV = Path(sys.executable).parent.parent  # the environment running the tests (
 TREE = {"actors": range(1, 9), "emotions": range(1, 9), "seconds": 1.0, "videos": 2}  # 64 clips, 2 mp4s
 # the RQ3/RQ5 extras on fewer encoders and cuts than the defaults (each is a full extraction)
 SMALLER = ["CONTEXT_VARIANTS=whisper-tiny.en", "CUT_ENCODERS=egemaps", "CUT_SECONDS=0.5"]
-
-
-def clean_checkout(dest: Path) -> Path:
-    """The repository's tracked and untracked-but-not-ignored files, copied to dest."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 @pytest.fixture(scope="module")

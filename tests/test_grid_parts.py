@@ -69,6 +69,24 @@ def test_a_rerun_reuses_every_part_and_changed_inputs_are_recomputed(tmp_path, m
     assert len(list(tmp_path.glob("*" + parts.SUFFIX))) == n_parts  # the unused parts were pruned
 
 
+def test_shards_make_every_part_once_and_a_run_without_shard_only_assembles(tmp_path, monkeypatch):
+    """What a job array of the grid does (experiments/slurm/grid.sbatch, then findings.sbatch)."""
+    clips, X = synthetic()
+    whole, predictions, *_ = run(clips, sets_of(clips, X), tmp_path / "whole")
+    kept = [6, 12, 15, 18]  # after each shard: 3 parts per fold; 6 folds in 4 shards hold 2, 2, 1 and 1 folds
+    for i in range(4):
+        assert run(clips, sets_of(clips, X), tmp_path / "array", shard=(i, 4)) is None
+        assert len(list((tmp_path / "array").glob("*" + parts.SUFFIX))) == kept[i]
+
+    def computed(*_):
+        raise AssertionError("the shards left a part to compute")
+    monkeypatch.setattr(grid, "single_part", computed)
+    monkeypatch.setattr(grid, "fusion_part", computed)
+    assembled, assembled_predictions, *_ = run(clips, sets_of(clips, X), tmp_path / "array")
+    pd.testing.assert_frame_equal(whole, assembled)
+    pd.testing.assert_frame_equal(predictions, assembled_predictions)
+
+
 def test_digests_see_values_shapes_and_order():
     a = np.arange(6, dtype=np.float32)
     assert parts.digest(a) == parts.digest(a.copy())

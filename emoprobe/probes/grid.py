@@ -333,7 +333,8 @@ def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]
 def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet] = (), scheme: str = "auto",
              seeds=SEEDS, probes=("linear", "mlp"), max_exact: int = shapley.MAX_EXACT_PLAYERS,
              n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1, log=print, parts_dir=None,
-             progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+             progress: bool = False, shard: tuple[int, int] | None = None
+             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict] | None:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
     label x member; timing: per part of the grid, its seconds and flops summed over folds).
@@ -341,6 +342,9 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     base sets are fused (and sampled for Shapley values past max_exact of them); extra sets (other
     poolings, random controls) are probed alone. parts_dir: where finished parts are kept (a re-run
     with the same inputs reuses them; parts.Parts); progress: a progress bar over the parts.
+    shard (i, n): only the parts of every n-th outer fold from the i-th are made and kept in parts_dir,
+    nothing is assembled and None is returned (a job array: once every shard is done, a run without a
+    shard finds all the parts and assembles the results).
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -348,9 +352,14 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     y, classes, speakers = targets(clips)
     keys = clips.key.to_numpy()
     fold_speakers = folds_mod.load_folds(clips, scheme)
+    all_folds = fold_speakers
+    if shard is not None:
+        if parts_dir is None:
+            raise ValueError("a shard of the grid needs a parts folder to keep its parts in")
+        fold_speakers = {fold: test for k, (fold, test) in enumerate(all_folds.items()) if k % shard[1] == shard[0]}
     prepared = []
     for p in prepare(clips, base, extra):
-        if trainable(speakers[p.rows], speakers, fold_speakers):
+        if trainable(speakers[p.rows], speakers, all_folds):
             prepared.append(p)
         else:  # e.g. a face store made from the few videos at hand: said, and kept out of every fusion
             log(f"[grid] {p.fs.name} skipped: its {len(p.rows)} clip(s) cannot be trained and tested in every fold")
@@ -407,6 +416,10 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
                           fusion_part, (fold, test, context, members, chunk)) for chunk in chunks]
     fused = run(fusion_tasks)
     bar.close()
+    if shard is not None:  # the other shards' parts are not this run's to prune
+        say(f"[grid] shard {shard[0]}/{shard[1]}: the parts of {len(fold_speakers)} of {len(all_folds)} folds "
+            f"are in {parts_dir}")
+        return None
     store.prune()
 
     # Assembled in a fixed order (whatever order the parts finished in): per fold, its single sets,
