@@ -27,7 +27,7 @@ setup:  ## create .venv, install the pinned requirements and the emoprobe packag
 	$(PY) -m pip install -q --no-deps -e .
 
 test:  ## the test suite (skips what needs ../shared/data when it is absent)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -rs --durations=10  # -rs: why each skip; the slowest tests show what ran
 
 download:  ## RAVDESS speech audio (+ video with WHAT="audio-speech video-speech") into data/raw
 	$(PY) experiments/download_ravdess.py --what $(or $(WHAT),audio-speech)
