@@ -14,6 +14,7 @@ Writes to --out:
     predictions.parquet every headline row's per-clip test predictions (emoprobe.probes.read_predictions)
     stores.csv          provenance of every complete store (what was run, clips, failures, seconds)
     clips.csv           the clips table (labels, speakers, attributes) the analyses join predictions to
+    folds.csv           each fold's test speakers and where the folds come from (e.g. EmoBox folds)
 """
 
 import json
@@ -21,10 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from emoprobe import cli, config, probes  # noqa: E402
 from emoprobe.data import clips as clip_table  # noqa: E402
+from emoprobe.data import folds  # noqa: E402
 from emoprobe.errors import NoDataError, UserError  # noqa: E402
 from emoprobe.report import stats  # noqa: E402
 from emoprobe.store.shards import parse_shard  # noqa: E402
@@ -114,11 +118,16 @@ def main(argv=None):
 
 
 def write_provenance(args, out: Path) -> None:
-    """stores.csv (what every complete store is) and clips.csv (the clips table) beside the results."""
+    """stores.csv (what every complete store is), clips.csv (the clips table) and folds.csv (each fold's
+    test speakers and where the folds come from) beside the results."""
     out.mkdir(parents=True, exist_ok=True)
     provenance(available_stores(args.embeddings_dir, log=None)).to_csv(out / "stores.csv", index=False)
-    clip_table.load(args.data_root, verbose=False).drop(columns=["audio", "video"]).to_csv(out / "clips.csv",
-                                                                                         index=False)
+    clips = clip_table.load(args.data_root, verbose=False)
+    clips.drop(columns=["audio", "video"]).to_csv(out / "clips.csv", index=False)
+    source = folds.describe(clips, args.scheme)
+    pd.DataFrame([{"fold": fold, "speaker": speaker, "source": source}
+                  for fold, test in folds.load_folds(clips, args.scheme).items() for speaker in test]
+                 ).to_csv(out / "folds.csv", index=False)
 
 
 if __name__ == "__main__":

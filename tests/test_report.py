@@ -92,6 +92,17 @@ def test_absent_files_say_what_is_not_available_and_which_command_makes_it(tmp_p
     assert text.count("not available") >= 7 and answers.count("not available") == 5
 
 
+def test_the_protocol_names_where_the_folds_come_from(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS, results)
+    text, _ = generate(results)
+    assert "speaker-disjoint folds." in text  # no folds.csv: nothing said
+    pd.DataFrame({"fold": ["fold_1", "fold_2"], "speaker": [1, 2], "source": "EmoBox folds, from the manifest"}
+                 ).to_csv(results / "folds.csv", index=False)
+    text, _ = generate(results)
+    assert "speaker-disjoint folds (EmoBox folds, from the manifest)." in text
+
+
 def test_report_code_parses_no_label_or_store_name():
     """Members come from feature_sets.csv, twins from twin_of, weights from the weights column."""
     forbidden = [r'\.split\("\+"\)', r'":" in ', r"randinit", r"int\(float\(", r"\.split\(\":\"\)"]

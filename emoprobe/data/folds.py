@@ -7,7 +7,7 @@ Schemes:
     split     the manifest's train/test `split` as one fold (its test speakers must not be in train)
     speakerK  K speaker-grouped folds generated once per corpus and SAVED as data
               (data/splits/<corpus>_speakerK.json): later runs load the file, so they never move
-    auto      manifest folds if given, else emobox6 for RAVDESS speech, else speaker6
+    auto      manifest folds if given, else the manifest's split, else emobox6 for RAVDESS speech, else speaker6
 """
 
 from __future__ import annotations
@@ -29,13 +29,7 @@ SCHEMES = ("auto", "emobox6", "loso", "manifest", "split", "speakerK (e.g. speak
 def load_folds(clips: pd.DataFrame, scheme: str = "auto", splits_dir=None) -> dict[str, list]:
     """Fold name -> TEST speakers, for the speakers of `clips`."""
     speakers = sorted(set(clips.speaker))
-    if scheme == "auto":
-        if "fold" in clips and clips.fold.notna().all():
-            scheme = "manifest"
-        elif set(speakers) <= set(_emobox_speakers()):
-            scheme = "emobox6"
-        else:
-            scheme = "speaker6"
+    scheme = resolve_scheme(clips, scheme)
     if scheme == "emobox6":
         folds = json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
     elif scheme == "loso":
@@ -59,6 +53,34 @@ def load_folds(clips: pd.DataFrame, scheme: str = "auto", splits_dir=None) -> di
     if len(tested) != len(set(tested)):
         raise UserError(f"fold scheme {scheme}: a speaker is in the test set of two folds")
     return folds
+
+
+def resolve_scheme(clips: pd.DataFrame, scheme: str = "auto") -> str:
+    """The scheme `auto` stands for with these clips (any other scheme as it is)."""
+    if scheme != "auto":
+        return scheme
+    if "fold" in clips and clips.fold.notna().all():
+        return "manifest"
+    if "split" in clips and clips.split.notna().all():
+        return "split"
+    if set(clips.speaker) <= set(_emobox_speakers()):
+        return "emobox6"
+    return "speaker6"
+
+
+def describe(clips: pd.DataFrame, scheme: str = "auto") -> str:
+    """Where the folds come from, in words for results and findings (e.g. 'EmoBox folds')."""
+    scheme = resolve_scheme(clips, scheme)
+    given = ("fold_source" in clips and clips.fold_source.notna().all()
+             and clips.fold_source.nunique() == 1 and str(clips.fold_source.iloc[0]))
+    if scheme == "emobox6":
+        return f"EmoBox folds, {config.relative(EMOBOX_FOLDS)}"
+    if scheme in ("manifest", "split"):
+        what = "folds" if scheme == "manifest" else "train/test split"
+        return f"{given} {what}, from the manifest" if given else f"the manifest's {what}"
+    if scheme == "loso":
+        return "leave one speaker out"
+    return f"{scheme[7:]} speaker-disjoint folds generated once and saved in {config.relative(config.SPLITS)}"
 
 
 def _emobox_speakers() -> list:

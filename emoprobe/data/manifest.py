@@ -6,7 +6,8 @@
 
 Fields: key (unique), label, speaker (required); audio and/or video (paths, relative to the manifest's
 folder or absolute); fold (speaker-disjoint test fold, optional: every clip or none), split
-(train/test, optional), corpus (optional name), attributes (an object of any further per-clip facts,
+(train/test, optional), fold_source (optional: where the folds or split come from, e.g. "EmoBox";
+written in results/folds.csv and the findings), corpus (optional name), attributes (an object of any further per-clip facts,
 which become columns). Anything else is an error, as are a missing file, an empty label, a key twice
 and a speaker in two folds: the message names the line. The RAVDESS index produces the same records
 (ravdess.records), so a RAVDESS folder and its manifest give identical clips tables.
@@ -23,7 +24,7 @@ import pandas as pd
 
 from ..errors import UserError
 
-FIELDS = ("key", "audio", "video", "label", "speaker", "fold", "split", "corpus", "attributes")
+FIELDS = ("key", "audio", "video", "label", "speaker", "fold", "split", "fold_source", "corpus", "attributes")
 REQUIRED = ("key", "label", "speaker")
 SPLITS = ("train", "test")
 SUFFIX = ".jsonl"

@@ -68,7 +68,10 @@ def protocol(res: t.Results) -> list[str]:
     corpus = (f"{len(clips)} clips of {clips.speaker.nunique()} speakers" if clips is not None
               else f"{probes_.groupby('fold').n_test.max().sum()} clips")
     seeds = probes_[probes_.probe == "mlp"].seed.nunique()
-    return [f"{corpus}, {n_classes} classes (chance UA {100 / n_classes:.1f} %), {probes_.fold.nunique()} speaker-disjoint folds.",
+    folds = res["folds.csv"]
+    source = f" ({folds.source.iloc[0]})" if folds is not None and len(folds) else ""
+    return [f"{corpus}, {n_classes} classes (chance UA {100 / n_classes:.1f} %), {probes_.fold.nunique()} "
+            f"speaker-disjoint folds{source}.",
             "Scaling, C, the layer of a layered encoder and the fusion method are chosen on each fold's training",
             "speakers only. UA = unweighted average recall (the headline), WA = accuracy. Tables give the mean ±",
             f"std over folds (the MLP: folds x {seeds} seeds) and the UA pooled over every test clip with its 95 %",

@@ -31,7 +31,7 @@ STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks re
 HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
 TRAIN = "python experiments/train_probes.py"
 MADE_BY = {"probes.csv": TRAIN, "probes_summary.csv": TRAIN, "feature_sets.csv": TRAIN, "shapley.csv": TRAIN,
-           "stores.csv": TRAIN, "clips.csv": TRAIN, "predictions.parquet": TRAIN,
+           "stores.csv": TRAIN, "clips.csv": TRAIN, "folds.csv": TRAIN, "predictions.parquet": TRAIN,
            "transfer.csv": "python experiments/transfer.py --train A --test B",
            "duration.csv": "python experiments/duration.py (after extract_audio.py --first-seconds S)"}
 CSV_DTYPES = {"layer": str, "chosen_layer": str, "key": str, "fold": str}
