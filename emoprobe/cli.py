@@ -45,20 +45,63 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
                        help="RAVDESS vocal channel (default: %(default)s)")
         p.add_argument("--no-sequences", dest="sequences", action="store_false",
                        help="do not keep per-window / per-frame sequences (saves disk)")
-        p.add_argument("--limit", type=int, metavar="N", help="only the first N clips (a quick try)")
+        p.add_argument("--limit", type=positive(int), metavar="N", help="only the first N clips (a quick try)")
         p.add_argument("--shard", metavar="I/N", type=shard_spec,
                        help="embed only shard I of N (from 0; 'auto' reads torchrun/SLURM variables), then run "
                        "experiments/merge_shards.py once all N are done")
-        p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1... (default: %(default)s)")
-        p.add_argument("--batch-size", type=int, default=1,
+        p.add_argument("--device", type=device, default=default_device(),
+                       help="cpu, cuda, cuda:1... (default: %(default)s)")
+        p.add_argument("--batch-size", type=positive(int), default=1,
                        help="clips per forward pass (1 is fastest on CPU; 8-16 on a GPU)")
         p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                        help="bf16 autocast where the benchmark shows fidelity (default fp32)")
         p.add_argument("--set", dest="settings", action="append", type=_setting, default=[], metavar="KEY=VALUE",
                        help="an encoder option, e.g. --set context=30s (Whisper); repeatable")
         p.add_argument("--list", action="store_true", help="list the registered encoders of this modality and exit")
+        p.add_argument("--strict", action="store_true", help="exit non-zero if any clip could not be embedded "
+                       "(without it: only if a store got none)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-item lines, only results")
     return p
+
+
+def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
+    """A progress bar with counts and an ETA; in a log file (not a terminal), a line every 30 s."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, smoothing=0.1,
+                mininterval=1 if sys.stderr.isatty() else 30)
+
+
+def positive(kind=int):
+    """An argparse type: a number of `kind` above zero."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def device(text: str) -> str:
+    """An argparse type: a torch device that exists here (a CUDA device needs a visible GPU)."""
+    import torch
+
+    try:
+        parsed = torch.device(text)
+    except RuntimeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0 or (parsed.index or 0) >= count:
+            raise argparse.ArgumentTypeError(f"{text}: {count} CUDA device(s) visible on this machine; use --device cpu")
+    elif parsed.type != "cpu" and parsed.type != "mps":
+        raise argparse.ArgumentTypeError(f"{text}: use cpu, cuda or cuda:N")
+    return text
 
 
 def shard_spec(spec: str) -> str:
@@ -96,7 +139,25 @@ def extraction_plan(args, modality: str, input: str, source: str):
         return None
     names = encoders.expand(args.encoders, modality=modality, input=input)
     table = clips.load(args.data_root, None if args.channel == "all" else args.channel, source, args.limit)
+    if table.source.isna().all():  # said before any model is loaded
+        print(f"[{modality}] nothing to embed: none of the {len(table)} clip(s) of {data_label(args)} has {source}")
+        return None
     return names, table
+
+
+def check_outcome(metas: dict[str, dict], strict: bool = False) -> None:
+    """The exit status an extraction earns (run_extraction's metas of every store it ran): a store with
+    nothing embedded is an error; failed clips are counted (an error with --strict)."""
+    failed = {store: meta.get("n_failures", 0) for store, meta in metas.items() if meta.get("n_failures")}
+    if failed:
+        print(f"[extract] {sum(failed.values())} clip(s) could not be embedded ("
+              + ", ".join(f"{store} {n}" for store, n in failed.items()) + "): see each store's failures.json")
+    empty = [store for store, meta in metas.items() if meta.get("n_clips") == 0]
+    if empty:
+        raise UserError(f"nothing could be embedded into {', '.join(empty)}: every clip failed (the lines above "
+                        "and each store's failures.jsonl say why)")
+    if strict and failed:
+        raise UserError(f"--strict: {sum(failed.values())} clip(s) could not be embedded")
 
 
 def build_encoder(name: str, args, **options):
@@ -125,17 +186,39 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+LIBRARIES = ("sklearn", "torch", "numpy", "pandas")  # their exceptions in a script come from the data or options given
+
+
 def run(main, argv=None) -> None:
-    """Run a script's main(argv); a UserError ends it with one line on stderr and exit status 2."""
+    """Run a script's main(argv): a UserError, or an exception raised inside a library the data and
+    options flow into (LIBRARIES: e.g. sklearn refusing too few groups), ends it with one line on
+    stderr and exit status 2; --debug shows the traceback instead."""
     argv = sys.argv[1:] if argv is None else argv
+    prog = sys.argv[0].rsplit("/", 1)[-1]
     try:
         main(argv)
     except UserError as err:
         if "--debug" in argv:
             raise
-        prog = sys.argv[0].rsplit("/", 1)[-1]
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished clips are kept; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    except Exception as err:
+        library = raised_in(err)
+        if library is None or "--debug" in argv:
+            raise
+        text = " ".join(str(err).split()) or "(no message)"
+        print(f"{prog}: error: {library} raised {type(err).__name__}: {text} (--debug shows where)", file=sys.stderr)
+        sys.exit(2)
+
+
+def raised_in(err: BaseException) -> str | None:
+    """The library of LIBRARIES whose code raised err (the innermost frame), or None."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    top = module.split(".")[0]
+    return top if top in LIBRARIES else None

@@ -43,9 +43,12 @@ def main(argv=None):
         raise UserError("no cut stores: run extract_audio.py --first-seconds S for the encoders first")
 
     rows, by_key = [], clips.set_index("key")
+    bar = cli.progress(sum(1 + len(c) for c in cuts.values()), "duration", args.quiet, unit="store")
+    say = (lambda line: None) if args.quiet else bar.write
     for name, by_seconds in sorted(cuts.items()):
         whole = _load(stores[name])
         for seconds, store in [(None, stores[name]), *sorted(by_seconds.items())]:
+            bar.update()
             cut = _load(store)
             keys = sorted(set(whole[0]) & set(cut[0]) & set(by_key.index))
             table = by_key.loc[keys].reset_index()
@@ -58,8 +61,9 @@ def main(argv=None):
                              "ua": s["ua"], "ua_fold_mean": s["ua_fold_mean"], "ua_fold_std": s["ua_fold_std"],
                              "wa": s["wa"], "macro_f1": s["macro_f1"], "n_folds": s["n_folds"],
                              "n_test": s["n_test"], "layers": s["layers"]})
-                print(f"{name} {rows[-1]['seconds']} s, trained on {trained_on}: UA {100 * s['ua_fold_mean']:.1f} "
+                say(f"{name} {rows[-1]['seconds']} s, trained on {trained_on}: UA {100 * s['ua_fold_mean']:.1f} "
                       f"± {100 * s['ua_fold_std']:.1f}")
+    bar.close()
     out = Path(args.out) if args.out else config.results_dir() / "duration.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False, float_format="%.5f")

@@ -20,7 +20,7 @@ ENCODERS = ["offline"]  # every audio encoder that needs no model hub
 def main(argv=None):
     p = cli.parser(__doc__, extraction=True)
     p.set_defaults(encoders=ENCODERS)
-    p.add_argument("--first-seconds", type=float, metavar="S",
+    p.add_argument("--first-seconds", type=cli.positive(float), metavar="S",
                    help="embed only each clip's first S seconds, into stores named <encoder>-firstSs (the "
                    "clip-duration experiment, experiments/duration.py)")
     args = p.parse_args(argv)
@@ -29,16 +29,18 @@ def main(argv=None):
         return
     names, clips = plan
     clips["seconds"] = [duration(s) for s in clips.source]  # batches of similar length
+    metas = {}
     for name in names:  # one model in memory at a time
         encoder = cli.build_encoder(name, args, first_seconds=args.first_seconds)
         if encoder is None:
             continue
         rate = encoder.card.sample_rate
         keep = int(args.first_seconds * rate) if args.first_seconds else None  # samples fed (None: all)
-        run_extraction(clips, [encoder], load=lambda path: load_audio(path, rate)[:keep], root=args.embeddings_dir,
+        metas |= run_extraction(clips, [encoder], load=lambda path: load_audio(path, rate)[:keep], root=args.embeddings_dir,
                        meta={"data_root": cli.data_label(args), "channel": args.channel,
                              "packages": ["transformers", "torchaudio", "soundfile"]},
                        batch_size=args.batch_size, sort_column="seconds", shard=args.shard)
+    cli.check_outcome(metas, args.strict)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ ENCODERS = ["offline"]  # FER-2013 mini-Xception and MediaPipe mesh: real weight
 def main(argv=None):
     p = cli.parser(__doc__, extraction=True)
     p.set_defaults(encoders=ENCODERS)
-    p.add_argument("--frames", type=int, default=faces.N_FRAMES, help="frames sampled per clip")
-    p.add_argument("--detect-width", type=int, default=faces.DETECT_WIDTH, help="MTCNN runs on frames this wide")
+    p.add_argument("--frames", type=cli.positive(int), default=faces.N_FRAMES, help="frames sampled per clip")
+    p.add_argument("--detect-width", type=cli.positive(int), default=faces.DETECT_WIDTH, help="MTCNN runs on frames this wide")
     p.add_argument("--detections-csv", help="per-clip detection counts (default: results/face_detection.csv)")
     p.add_argument("--contact-sheet", metavar="PNG", help=f"also draw the aligned crops of the first "
                    f"{faces.CONTACT_SHEET_ROWS} clips, one row per clip")
@@ -46,8 +46,9 @@ def main(argv=None):
         detections[path] = faces.detection_row(track)
         return track
 
+    metas = {}
     if models:
-        run_extraction(clips, models, load, root=args.embeddings_dir, shard=args.shard,
+        metas = run_extraction(clips, models, load, root=args.embeddings_dir, shard=args.shard,
                        meta={"data_root": cli.data_label(args), "channel": args.channel,
                              "source": "video-only mp4 (02-) if present, else audio-video mp4 (01-)",
                              "frames_sampled": args.frames, **detector.meta(),
@@ -66,6 +67,7 @@ def main(argv=None):
                 print(f"  contact sheet: {row.key} left out: {err}")
         if tracks:
             print(f"contact sheet: {config.relative(faces.contact_sheet(tracks, args.contact_sheet))}")
+    cli.check_outcome(metas, args.strict)
 
 
 if __name__ == "__main__":

@@ -39,14 +39,14 @@ def main(argv=None):
         if clips.empty:
             raise UserError(f"no RAVDESS-named OpenFace CSV under {args.csv_dir}")
         encoder = encoders.get_encoder("openface-au", landmarks=args.landmarks, min_confidence=args.min_confidence)
-        openface.extract_tracking(clips.head(args.limit) if args.limit else clips, encoder, args.embeddings_dir,
-                                  args.shard, meta={"csv_dir": config.relative(args.csv_dir), "channel": args.channel})
+        metas = openface.extract_tracking(clips.head(args.limit) if args.limit else clips, encoder, args.embeddings_dir,
+                                          args.shard, meta={"csv_dir": config.relative(args.csv_dir), "channel": args.channel})
         counts = openface.frame_counts(EmbeddingStore("face", encoder.name, args.embeddings_dir))
         if len(counts):
             read = counts.dropna(subset=["total"])
             print(f"[face/openface-au] frames kept: {read.kept.sum()} of {read.total.sum():.0f} in the "
                   f"{len(read)} readable clip(s); {(counts.kept == 0).sum()} clip(s) with none kept")
-        return
+        return cli.check_outcome(metas, args.strict)
     table, flagged = openface.au_means_table(args.au_means)
     encoder = encoders.get_encoder("openface-au-means", source=Path(args.au_means).name, flagged=flagged)
     metas = run_extraction(table.head(args.limit) if args.limit else table, [encoder],
@@ -55,6 +55,7 @@ def main(argv=None):
     for meta in metas.values():
         print(f"[face/openface-au-means] {meta['n_clips']} clips, {len(openface.AU_COLUMNS)} AUs each, "
               f"{meta['n_failures']} failure(s); rows flagged duplicate in the source (kept): {', '.join(flagged) or 'none'}")
+    cli.check_outcome(metas, args.strict)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def main(argv=None):
     p.add_argument("--questions-out", default=QUESTIONS, help="research questions file (default: %(default)s)")
     args = p.parse_args(argv)
     res = tables.load(args.results, args.data_root)
-    Path(args.out).write_text(findings.findings(res) + "\n")
-    Path(args.questions_out).write_text(findings.questions(res) + "\n")
+    with cli.progress(findings.N_SECTIONS, "findings", args.quiet, unit="section") as bar:
+        Path(args.out).write_text(findings.findings(res, bar.update) + "\n")
+        Path(args.questions_out).write_text(findings.questions(res, bar.update) + "\n")
     print(f"wrote {config.relative(args.out)} and {config.relative(args.questions_out)} from {config.relative(res.dir)}")
 
 

@@ -15,6 +15,7 @@ from emoprobe import cli, config
 from emoprobe.data import clips as clip_table
 from emoprobe.data import emobox, folds, manifest
 from emoprobe.errors import UserError
+from emoprobe.probes.linear import INNER_FOLDS
 
 CHANNEL = "speech"  # speech | song | all
 
@@ -36,6 +37,7 @@ def main(argv=None):
     if args.check:
         clips = clip_table.load(args.check, channel=None)
         fold_table = folds.load_folds(clips)
+        folds.check_trainable(fold_table, clips.speaker, INNER_FOLDS)  # what the grid will require
         print(f"{config.relative(args.check)}: {len(clips)} clips, {clips.speaker.nunique()} speakers, labels "
               + ", ".join(f"{label} {n}" for label, n in clips.label.value_counts(sort=False).items())
               + f"; audio {clips.audio.notna().sum()}, video {clips.video.notna().sum()}; "

@@ -13,7 +13,7 @@ def main(argv=None):
     p.add_argument("names", nargs="*", help="only notebooks whose file name contains one of these")
     p.add_argument("--keep-images", action="store_true", help="keep inline figures in the saved notebooks")
     args = p.parse_args(argv)
-    notebooks.execute(args.names, keep_images=args.keep_images)
+    notebooks.execute(args.names, keep_images=args.keep_images, quiet=args.quiet)
 
 
 if __name__ == "__main__":

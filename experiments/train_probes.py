@@ -49,13 +49,13 @@ def main(argv=None):
     p.add_argument("--scheme", default=SCHEME, help="fold scheme (emoprobe.data.folds.SCHEMES)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(probes.SEEDS), help="MLP seeds")
     p.add_argument("--probes", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
-    p.add_argument("--max-exact", type=int, default=MAX_EXACT, help="fit every fusion up to this many base sets")
+    p.add_argument("--max-exact", type=cli.positive(int), default=MAX_EXACT, help="fit every fusion up to this many base sets")
     p.add_argument("--all-subsets", action="store_true", help="fit every subset of the base sets (the power set: "
                    "exact Shapley values however many base sets there are)")
-    p.add_argument("--permutations", type=int, default=PERMUTATIONS, help="sampled orders past --max-exact")
+    p.add_argument("--permutations", type=cli.positive(int), default=PERMUTATIONS, help="sampled orders past --max-exact")
     p.add_argument("--no-extra-poolings", dest="extra_poolings", action="store_false",
                    help="probe only each store's default pooling")
-    p.add_argument("--jobs", type=int, default=JOBS)
+    p.add_argument("--jobs", type=cli.positive(int), default=JOBS)
     p.add_argument("--out", help="results folder (default: $EMOPROBE_RESULTS or results)")
     p.add_argument("--parts", help="where finished parts of the grid are kept, so that a killed run resumes "
                    "(default: $EMOPROBE_GRID_PARTS or .grid_parts in the results folder)")
@@ -84,7 +84,8 @@ def main(argv=None):
     started = time.perf_counter()
     made = probes.run_grid(
         clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
-        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out), progress=args.progress,
+        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out),
+        progress=args.progress and not args.quiet,
         shard=parse_shard(args.shard) if args.shard else None)
     if made is None:
         print(f"shard {args.shard} done in {time.perf_counter() - started:.0f} s: run train_probes.py without "

@@ -20,6 +20,7 @@ import pandas as pd
 
 from emoprobe import cli, config
 from emoprobe.data import clips as clip_table
+from emoprobe.data import labels
 from emoprobe.errors import UserError
 from emoprobe.probes.features import is_base_set
 from emoprobe.probes.transfer import transfer
@@ -57,7 +58,8 @@ def main(argv=None):
     p.add_argument("--out", help="results CSV (default: results/transfer.csv)")
     args = p.parse_args(argv)
 
-    renames = dict(item.split("=", 1) for item in args.label_map if "=" in item)
+    renames = {labels.normalise(a): labels.normalise(b)  # as manifests hold labels: lower-case
+               for a, b in (item.split("=", 1) for item in args.label_map if "=" in item)}
     if len(renames) != len(args.label_map):
         raise UserError("--label-map takes FROM=TO pairs")
     sides = {}
@@ -78,29 +80,33 @@ def main(argv=None):
           f"({', '.join(classes)})")
 
     rows = []
-    for store in available_stores(args.embeddings_dir):
+    # by default the base sets only: controls, variants and first-seconds cuts are the grid's and duration's
+    chosen = [store for store in available_stores(args.embeddings_dir)
+              if (any(f in store.id for f in args.features) if args.features else is_base_set(store.meta()))]
+    bar = cli.progress(len(chosen), "transfer", args.quiet, unit="store")
+    say = (lambda line: None) if args.quiet else bar.write
+    for store in chosen:
+        bar.update()
         meta = store.meta()
-        # by default the base sets only: controls, variants and first-seconds cuts are the grid's and duration's
-        if not (any(f in store.id for f in args.features) if args.features else is_base_set(meta)):
-            continue
         keys, X = store.load(meta.get("default_pooling", "mean"))
         row_of = {k: i for i, k in enumerate(keys)}
         a, b = (c[c.key.isin(row_of)].reset_index(drop=True) for c in (train, test))
         if len(b) == 0 or len(a) == 0:
-            print(f"  {store.id}: left out, it holds no clips of {test_name if len(b) == 0 else train_name} "
+            say(f"  {store.id}: left out, it holds no clips of {test_name if len(b) == 0 else train_name} "
                   "(extract them with --data-root pointing at it)")
             continue
         Xa, Xb = X[[row_of[k] for k in a.key]], X[[row_of[k] for k in b.key]]
         _, across = transfer(a, b, Xa, Xb, classes)
         _, within = transfer(b, b, Xb, Xb, classes)
         if not across:
-            print(f"  {store.id}: left out, too few training speakers")
+            say(f"  {store.id}: left out, too few training speakers")
             continue
         rows.append({"train": train_name, "test": test_name, "train_channel": args.train_channel,
                      "test_channel": args.test_channel, "features": store.id, "finalized": meta.get("finalized"),
                      "probe": "linear",
                      "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
-        print(f"  {store.id}: UA {100 * across['ua']:.1f} (within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
+        say(f"  {store.id}: UA {100 * across['ua']:.1f} (within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
+    bar.close()
     if not rows:
         raise UserError("no store holds clips of both corpora: embed both with the same --embeddings-dir")
     out = Path(args.out) if args.out else config.results_dir() / "transfer.csv"

@@ -5,6 +5,7 @@ deterministic function of the waveform with 3 layers, so results can be compared
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from fakes import FunctionEncoder
 
 from emoprobe.encoders import HANDCRAFTED, pool
 from emoprobe.media.audio import load_audio
+from emoprobe.store import identity
 from emoprobe.store import store as store_module
 from emoprobe.store.extract import run_extraction
 from emoprobe.store.store import EmbeddingStore, available_stores
@@ -312,3 +314,72 @@ def test_the_embeddings_root_comes_from_the_environment_at_call_time(finalized, 
     monkeypatch.setenv("EMOPROBE_EMBEDDINGS", str(finalized.dir.parent.parent))
     (store,) = available_stores(log=None)
     assert store.id == "audio/m" and store.dir == finalized.dir and EmbeddingStore("audio", "m").problem() is None
+
+
+# -- what a cached clip was made from (store.identity) ----------------------------------------------
+def counted(encode_counter, clips, root, meta=None):
+    out = run_extraction(clips, [FakeEncoder("fake", encode_counter)], load=load_audio, root=root,
+                         meta=meta or {"data_root": "corpus"}, batch_size=2)
+    return out["audio/fake"]
+
+
+def test_a_replaced_source_file_is_embedded_again_and_said(clips, tmp_path, capsys):
+    counter = CountingEncoder()
+    counted(counter, clips, tmp_path / "emb")
+    replaced = clips.source.iloc[0]
+    write_audio(Path(replaced), tone(0.7, kind="noise", seed=99))  # re-encoded under the same name
+    capsys.readouterr()
+    meta = counted(counter, clips, tmp_path / "emb")
+    assert counter.calls == len(clips) + 1
+    assert "1 re-embedded (source file changed)" in capsys.readouterr().out
+    store = EmbeddingStore("audio", "fake", tmp_path / "emb")
+    keys, mean = store.load("mean")
+    fresh = FakeEncoder().encode([load_audio(replaced, 16000)])[0]["mean"]
+    np.testing.assert_array_equal(mean[keys.index(clips.key.iloc[0])], fresh)
+    assert meta["data_sources"] == {"corpus": len(clips)}
+
+
+def test_the_same_files_elsewhere_are_still_the_cached_clips(clips, tmp_path):
+    counter = CountingEncoder()
+    counted(counter, clips, tmp_path / "emb")
+    moved = clips.copy()
+    (tmp_path / "wav").rename(tmp_path / "moved")
+    moved["source"] = [s.replace(f"{tmp_path}/wav", f"{tmp_path}/moved") for s in clips.source]
+    counted(counter, moved, tmp_path / "emb")
+    assert counter.calls == len(clips)  # same content: nothing embedded again
+
+
+def test_another_file_under_a_cached_key_is_an_error_naming_both(clips, tmp_path):
+    counted(CountingEncoder(), clips, tmp_path / "emb")
+    other = clips.copy()
+    impostor = write_audio(tmp_path / "other" / "x.wav", tone(0.5, kind="noise", seed=7))
+    other.loc[0, "source"] = str(impostor)
+    with pytest.raises(identity.KeyCollisionError) as err:
+        counted(CountingEncoder(), other, tmp_path / "emb", {"data_root": "other"})
+    assert clips.source.iloc[0] in str(err.value) and str(impostor) in str(err.value)
+
+
+def test_a_changed_encoder_configuration_embeds_every_clip_again(clips, tmp_path, monkeypatch, capsys):
+    counter = CountingEncoder()
+    counted(counter, clips, tmp_path / "emb")
+    monkeypatch.setattr(FunctionEncoder, "meta", lambda self: {"model_id": self.name, "option": "other"})
+    capsys.readouterr()
+    counted(counter, clips, tmp_path / "emb")
+    assert counter.calls == 2 * len(clips)
+    assert f"{len(clips)} re-embedded (encoder configuration changed)" in capsys.readouterr().out
+
+
+def test_a_store_lists_every_data_root_it_holds_and_keeps_clips_cached_before_identities(clips, tmp_path, capsys):
+    first, second = clips.iloc[:3], clips.iloc[3:]
+    counted(CountingEncoder(), first, tmp_path / "emb", {"data_root": "speech"})
+    meta = counted(CountingEncoder(), second, tmp_path / "emb", {"data_root": "song"})
+    assert meta["data_sources"] == {"song": 3, "speech": 3} and meta["data_root"] == "song + speech"
+    store = EmbeddingStore("audio", "fake", tmp_path / "emb")
+    key = clips.key.iloc[0]
+    with np.load(store.clip_dir / f"{key}.npz") as z:  # as an older version cached it: no identity
+        old = {k: z[k] for k in z.files if k != "identity"}
+    np.savez(store.clip_dir / f"{key}.npz", **old)
+    counter = CountingEncoder()
+    capsys.readouterr()
+    counted(counter, clips, tmp_path / "emb")
+    assert counter.calls == 0 and "1 cached before sources were recorded, kept" in capsys.readouterr().out

@@ -221,7 +221,7 @@ def test_a_bad_manifest_line_is_named_in_one_line(corpora, tmp_path, capsys, cas
 
 @pytest.mark.parametrize("options, expected", [
     (["--label-map", "ANG", "HAP=happy"], ["--label-map", "FROM=TO"]),
-    (["--label-map", "ANG=angry"], ["share 1 label(s)", "angry", "--label-map"]),  # FEA, HAP, SAD unmapped
+    (["--label-map", "XYZ=angry"], ["share 1 label(s)", "sad", "--label-map"]),  # SAD reads as sad; ANG, HAP unmapped
     (["--train-where", "sex=nobody"], ["--train-where sex=nobody", "no clip"]),
     (["--train-where", "nocolumn=x"], ["--train-where nocolumn=x", "COLUMN=VALUE", "sex"]),  # names the columns
     (["--test-where", "sex"], ["--test-where sex", "COLUMN=VALUE"]),

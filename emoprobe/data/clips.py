@@ -24,6 +24,9 @@ def records(data_root=None, channel: str | None = "speech", verbose: bool = True
     root = config.data_root(data_root)
     if manifest.is_manifest(root):
         return manifest.read(root)
+    if root.is_file() and root.suffix.lower() in (".csv", ".tsv", ".json", ".txt"):
+        raise NoDataError(f"{root}: manifests are JSON lines (.jsonl), one clip per line: {{\"key\": ..., "
+                          "\"audio\": ..., \"label\": ..., \"speaker\": ...}} (see emoprobe/data/manifest.py)")
     if not root.is_dir():
         raise NoDataError(f"{root}: no such folder or manifest; give --data-root (a RAVDESS folder or a "
                           "manifest .jsonl) or set $RAVDESS_ROOT")

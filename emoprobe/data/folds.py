@@ -102,7 +102,9 @@ def generated_folds(clips: pd.DataFrame, k: int, splits_dir=None) -> dict[str, l
         path = path.with_name(f"{path.stem}_{len(speakers)}speakers.json")
     if len(speakers) < 2:
         raise UserError(f"{corpus}: {len(speakers)} speaker(s); speaker-independent folds need at least 2")
-    k = min(k, len(speakers))
+    if k > len(speakers):
+        print(f"[folds] {corpus}: {len(speakers)} speakers, so {len(speakers)} folds instead of {k}")
+        k = len(speakers)
     order = np.random.default_rng(0).permutation(len(speakers))
     folds = {f"fold_{i + 1}": sorted(speakers[j] for j in order[i::k]) for i in range(k)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +117,18 @@ def generated_folds(clips: pd.DataFrame, k: int, splits_dir=None) -> dict[str, l
 
 def _plain(value):
     return value.item() if isinstance(value, np.generic) else str(value)
+
+
+def check_trainable(folds: dict[str, list], speakers, inner_folds: int) -> None:
+    """Every fold must leave at least `inner_folds` training speakers (inner CV splits them that many
+    ways); the grid and make_manifest.py --check say the same when it does not."""
+    speakers = set(speakers)
+    short = {fold: len(speakers - set(test)) for fold, test in folds.items() if len(speakers - set(test)) < inner_folds}
+    if short:
+        fold, n = next(iter(short.items()))
+        raise UserError(f"{len(speakers)} speaker(s) in {len(folds)} fold(s): {fold} leaves {n} training speaker(s), "
+                        f"but inner cross-validation splits each fold's training speakers {inner_folds} ways: "
+                        f"at least {inner_folds + 1} speakers are needed")
 
 
 def split(speakers: np.ndarray, test_speakers: list) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,33 @@ SONG_EMOTIONS = (1, 2, 3, 4, 5, 6)
 SONG_MISSING_ACTORS = (18,)
 
 EMOTION_NAMES = tuple(EMOTIONS.values())  # class order used by every probe and confusion matrix
+# Other names corpora give these emotions (EmoBox's shared names among them): read as the names above.
+ALIASES = {"anger": "angry", "happiness": "happy", "sadness": "sad", "fear": "fearful", "surprise": "surprised",
+           "disgusted": "disgust", "calmness": "calm", "neutrality": "neutral"}
+# Emotions other corpora have and RAVDESS has not (EmoBox's label maps), kept as they are.
+OTHER_EMOTIONS = ("contempt", "frustrated", "frustration", "excited", "excitement", "bored", "boredom", "other",
+                  "pleasant surprise", "sleepy", "amused", "anxious", "anxiety", "pain", "confused")
+CODE_LENGTH = 3  # labels this short are a corpus's codes (CREMA-D's ANG, HAP...), never taken for typos
+TYPO_CUTOFF = 0.8  # difflib similarity above which an unknown label is taken for a misspelt known one
 CHANCE_UA = 1 / len(EMOTIONS)
+
+
+def normalise(label) -> str:
+    """A label as every table holds it: trimmed, lower-case, an alias read as the name above."""
+    text = " ".join(str(label).split()).lower()
+    return ALIASES.get(text, text)
+
+
+def misspelt(label) -> list[str]:
+    """The known names a label is probably a misspelling of (empty: a known name, a code, or a label
+    of the corpus's own, far from every known name)."""
+    import difflib
+
+    text = normalise(label)
+    known = (*EMOTION_NAMES, *ALIASES, *OTHER_EMOTIONS)
+    if text in known or len(text) <= CODE_LENGTH:
+        return []
+    return difflib.get_close_matches(text, known, n=3, cutoff=TYPO_CUTOFF)
 
 
 def actor_sex(actor: int) -> str:

@@ -9,7 +9,10 @@ folder or absolute); fold (speaker-disjoint test fold, optional: every clip or n
 (train/test, optional), fold_source (optional: where the folds or split come from, e.g. "EmoBox";
 written in results/folds.csv and the findings), corpus (optional name), attributes (an object of any further per-clip facts,
 which become columns). Anything else is an error, as are a missing file, an empty label, a key twice
-and a speaker in two folds: the message names the line. The RAVDESS index produces the same records
+and a speaker in two folds: the message names the line. Labels are trimmed and lower-cased, known
+aliases read as the project's names (labels.ALIASES: "Fear" -> fearful); a label close to a known name
+but not one ("angy") is an error that names the likely one; others (codes such as CREMA-D's ANG, a
+corpus's own label set) are kept as they are. The RAVDESS index produces the same records
 (ravdess.records), so a RAVDESS folder and its manifest give identical clips tables.
 """
 
@@ -23,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from . import labels
 
 FIELDS = ("key", "audio", "video", "label", "speaker", "fold", "split", "fold_source", "corpus", "attributes")
 REQUIRED = ("key", "label", "speaker")
@@ -85,7 +89,11 @@ def check_record(record: dict, where: str, base: Path) -> dict:
         raise ManifestError(f"{where}: split must be one of {', '.join(SPLITS)}, not {record['split']!r}")
     if not isinstance(record.get("attributes", {}), dict):
         raise ManifestError(f"{where}: attributes must be an object")
-    out["label"] = str(record["label"])
+    guesses = labels.misspelt(record["label"])
+    if guesses:
+        raise ManifestError(f"{where}: label {record['label']!r} is not a known emotion name: did you mean "
+                            f"{' or '.join(guesses)}?")
+    out["label"] = labels.normalise(record["label"])
     return out
 
 

@@ -124,8 +124,13 @@ def records(root: str | os.PathLike, channel: str | None = "speech", verbose: bo
         print(f"[index] skipped {len(problems)} file(s) under {root}:")
         for p in problems.itertuples():
             print(f"  {p.problem}")
+    others = clips[clips.channel != channel] if channel is not None else clips.iloc[:0]
     if channel is not None:
         clips = clips[clips.channel == channel]
+    if clips.empty and len(others):
+        held = ", ".join(f"{n} {name}" for name, n in others.channel.value_counts().items())
+        raise NoDataError(f"no RAVDESS {channel} clips under {root}, which holds {held} clip(s): "
+                          f"--channel {others.channel.iloc[0]} (or all) reads them")
     if clips.empty:
         raise NoDataError(f"no RAVDESS {channel or ''} media found under {root}; "
                           "download it (experiments/download_ravdess.py) or pass --data-root")

@@ -352,6 +352,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     y, classes, speakers = targets(clips)
     keys = clips.key.to_numpy()
     fold_speakers = folds_mod.load_folds(clips, scheme)
+    folds_mod.check_trainable(fold_speakers, speakers, INNER_FOLDS)
     all_folds = fold_speakers
     if shard is not None:
         if parts_dir is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .. import config
@@ -9,17 +10,20 @@ from .. import config
 NOTEBOOKS = config.REPO / "analysis"
 
 
-def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, timeout: int = 1800) -> list[Path]:
+def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, timeout: int = 1800,
+            quiet: bool = False) -> list[Path]:
     """Run folder/*.ipynb (those whose name contains one of `names`) on the current results and stores.
     Image outputs are dropped by default: figures are saved to analysis/figures/, and the notebooks
     stay small to commit. Returns the notebooks run."""
     import nbformat
     from nbclient import NotebookClient
 
+    from tqdm.auto import tqdm
+
     done = []
-    for path in sorted(Path(folder).glob("*.ipynb")):
-        if names and not any(n in path.name for n in names):
-            continue
+    chosen = [p for p in sorted(Path(folder).glob("*.ipynb")) if not names or any(n in p.name for n in names)]
+    for path in tqdm(chosen, desc="notebooks", unit="notebook", disable=quiet,
+                     mininterval=1 if sys.stderr.isatty() else 30):
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -28,6 +32,7 @@ def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, tim
                 if cell.cell_type == "code":
                     cell.outputs = [o for o in cell.outputs if not any(k.startswith("image/") for k in o.get("data", {}))]
         nbformat.write(nb, path)
-        print(f"executed {path.name}")
+        if not quiet:
+            tqdm.write(f"executed {path.name}")
         done.append(path)
     return done

@@ -3,6 +3,8 @@
 Each clip is loaded once (decoded, and for faces detected) in a read-ahead thread, and every encoder
 that does not have it yet embeds the same input into its own store. Stage timings (the loader's
 own stages, "forward:<encoder>", "write") go into each store's meta.json and the returned summary.
+A cached clip is reused only if it was made from the same source content by the same encoder
+configuration (store.identity); otherwise it is embedded again, and the run says how many.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .. import config, timing
+from . import identity
 from .shards import select_shard, shard_label, write_shard_record
 from .store import EmbeddingStore, package_versions
 
@@ -24,7 +27,8 @@ PREFETCH = 4  # batches read ahead in a background thread while the models run
 def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None = None, root=None,
                    batch_size: int = 1, source_column: str = "source", sort_column: str | None = None,
                    shard: str | None = None) -> dict[str, dict]:
-    """Embed every clip each encoder's store lacks, then finalize the stores; returns {store id: meta}.
+    """Embed every clip each encoder's store lacks, then finalize the stores; returns {store id: meta}
+    (a store with nothing embedded: n_clips 0; cli.check_outcome turns that into an exit status).
 
     load(source) -> one clip's input (may raise: recorded as a failure of that clip, the batch goes on);
     encoder.encode(list of inputs) -> list of dicts of arrays. Clips run in `sort_column` order (e.g.
@@ -36,8 +40,20 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
     if shard:
         clips = select_shard(clips, shard)
         print(f"[{label}] shard {shard_label(shard)}: {len(clips)} clip(s)")
-    done = {name: store.done_keys() for name, store in stores.items()}
     has_source = clips[source_column].notna()
+    data_root = (meta or {}).get("data_root")
+    hashed = {}  # (path, size, mtime) -> content hash, this run
+    current = {key: identity.source_identity(source, data_root, hashed, with_hash=False)
+               for key, source in zip(clips.key[has_source], clips[source_column][has_source])}
+    configs = {e.name: identity.config_digest(e) for e in encoders}
+    done = {}
+    for encoder in encoders:
+        store = stores[encoder.name]
+        verdict = identity.check(store.identities(current), current, configs[encoder.name], store.id, hashed)
+        store.forget(verdict.stale)
+        done[encoder.name] = verdict.fresh | verdict.legacy
+        if verdict.stale or verdict.legacy:
+            print(f"[{store.id}] {verdict.describe()}")
     todo = clips[has_source & ~clips.key.isin(set.intersection(*done.values()))]
     if sort_column:
         todo = todo.sort_values(sort_column)
@@ -52,9 +68,10 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
         for row in batch.itertuples():
             source = getattr(row, source_column)
             try:
-                loaded.append((row.key, source, load(source), None))
+                made_from = identity.source_identity(source, data_root, hashed)
+                loaded.append((row.key, made_from, load(source), None))
             except Exception as err:  # any unreadable input is recorded, never fatal
-                loaded.append((row.key, source, None, f"{type(err).__name__}: {err}"))
+                loaded.append((row.key, {"source": str(source)}, None, f"{type(err).__name__}: {err}"))
         return loaded
 
     with ThreadPoolExecutor(1) as pool, tqdm(total=len(todo), unit="clip", desc=label[:40]) as bar:
@@ -66,12 +83,12 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
             for encoder in encoders:
                 store = stores[encoder.name]
                 mine = [item for item in loaded if item[0] not in done[encoder.name]]
-                for key, source, _, error in mine:
+                for key, made_from, _, error in mine:
                     if error:
-                        store.record_failure(key, source, error)
+                        store.record_failure(key, made_from["source"], error)
                 good = [item for item in mine if item[3] is None]
                 if good:
-                    _encode_and_store(store, encoder, good)
+                    _encode_and_store(store, encoder, good, configs[encoder.name])
             for key, _, _, error in loaded:
                 if error:
                     tqdm.write(f"  skipped {key}: {error}")
@@ -91,6 +108,7 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
             out[store.id] = store_meta
         elif not store.done_keys():
             print(f"[{store.id}] nothing could be embedded: see {config.relative(store.dir)}/failures.jsonl")
+            out[store.id] = {"n_clips": 0, "n_failures": len(store.failures())}
         else:
             out[store.id] = store.finalize(store_meta)
             print(f"[{store.id}] {out[store.id]['n_clips']} clips in {config.relative(store.dir)}; "
@@ -98,7 +116,8 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
     return out
 
 
-def _encode_and_store(store: EmbeddingStore, encoder, items) -> None:
+def _encode_and_store(store: EmbeddingStore, encoder, items, config: str) -> None:
+    """Embed items (key, source identity, input, None) and cache each with its identity and config."""
     t0 = time.perf_counter()
     try:
         with timing.stage(f"forward:{encoder.name}"):
@@ -106,13 +125,13 @@ def _encode_and_store(store: EmbeddingStore, encoder, items) -> None:
     except Exception as err:
         if len(items) > 1:  # find the culprit: retry one by one
             for item in items:
-                _encode_and_store(store, encoder, [item])
+                _encode_and_store(store, encoder, [item], config)
             return
-        key, source = items[0][:2]
-        store.record_failure(key, source, f"{encoder.name} failed: {type(err).__name__}: {err}")
+        key, made_from = items[0][:2]
+        store.record_failure(key, made_from["source"], f"{encoder.name} failed: {type(err).__name__}: {err}")
         tqdm.write(f"  skipped {key} for {encoder.name}: {type(err).__name__}: {err}")
         return
     seconds = (time.perf_counter() - t0) / len(items)
     with timing.stage("write"):
-        for (key, _, _, _), arrays in zip(items, outputs):
-            store.put(key, arrays, seconds)
+        for (key, made_from, _, _), arrays in zip(items, outputs):
+            store.put(key, arrays, seconds, {**made_from, "config": config})

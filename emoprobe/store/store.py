@@ -32,6 +32,8 @@ from .. import config
 
 SEQUENCE = "sequence"  # per-clip array of per-frame / per-window features, kept in clips/ only
 SECONDS = "seconds"  # per-clip extraction time, summed into meta.json
+IDENTITY = "identity"  # per-clip JSON (as bytes) of its source and encoder configuration (store.identity)
+NOT_POOLINGS = (SEQUENCE, SECONDS, IDENTITY)
 
 
 def atomic_write_bytes(path: Path, write) -> None:
@@ -87,11 +89,28 @@ class EmbeddingStore:
             return set()
         return {p.name[:-4] for p in self.clip_dir.glob("*.npz") if not p.name.startswith(".")}
 
-    def put(self, key: str, arrays: dict[str, np.ndarray], seconds: float = 0.0) -> None:
-        """Cache one clip's arrays (float32) atomically."""
+    def put(self, key: str, arrays: dict[str, np.ndarray], seconds: float = 0.0, identity: dict | None = None) -> None:
+        """Cache one clip's arrays (float32) atomically, with the identity of what made them."""
         data = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
         data[SECONDS] = np.float32(seconds)
+        if identity is not None:
+            data[IDENTITY] = np.frombuffer(json.dumps(identity, sort_keys=True).encode(), dtype=np.uint8)
         atomic_write_bytes(self.clip_dir / f"{key}.npz", lambda f: np.savez(f, **data))
+
+    def identities(self, keys=None) -> dict[str, dict | None]:
+        """key -> the identity its cache file records (None: cached before identities were recorded),
+        for the cached clips among `keys` (default: all)."""
+        done = self.done_keys()
+        out = {}
+        for key in sorted(done if keys is None else done & set(keys)):
+            with np.load(self.clip_dir / f"{key}.npz") as z:
+                out[key] = json.loads(z[IDENTITY].tobytes()) if IDENTITY in z.files else None
+        return out
+
+    def forget(self, keys) -> None:
+        """Drop these clips' cache files (before embedding them again: a failed redo serves nothing stale)."""
+        for key in keys:
+            (self.clip_dir / f"{key}.npz").unlink(missing_ok=True)
 
     def _failure_log(self) -> Path:
         return self.dir / "failures.jsonl"
@@ -122,14 +141,16 @@ class EmbeddingStore:
         if not keys:
             raise RuntimeError(f"{self}: nothing was embedded; see {self._failure_log()}")
         first = np.load(self.clip_dir / f"{keys[0]}.npz")
-        poolings = [k for k in first.files if k not in (SEQUENCE, SECONDS)]
+        poolings = [k for k in first.files if k not in NOT_POOLINGS]
         stacks = {p: [] for p in poolings}
-        seconds = 0.0
+        seconds, sources = 0.0, {}
         for key in keys:
             with np.load(self.clip_dir / f"{key}.npz") as z:
                 for p in poolings:
                     stacks[p].append(z[p])
                 seconds += float(z[SECONDS])
+                root = json.loads(z[IDENTITY].tobytes()).get("data_root") if IDENTITY in z.files else None
+                sources[root] = sources.get(root, 0) + 1
         (self.dir / "meta.json").unlink(missing_ok=True)  # incomplete until every file below is written
         shapes = {}
         for p, rows in stacks.items():
@@ -140,6 +161,11 @@ class EmbeddingStore:
         failures = self.failures()
         atomic_write_text(self.dir / "failures.json", json.dumps(failures, indent=1))
         self._failure_log().unlink(missing_ok=True)
+        recorded = {str(root): n for root, n in sorted(sources.items(), key=lambda kv: str(kv[0])) if root is not None}
+        if recorded:  # every data root this store holds clips of (one run may have added to another's)
+            meta = {**meta, "data_sources": recorded, "data_root": " + ".join(recorded)}
+        if None in sources:
+            meta = {**meta, "n_clips_without_recorded_source": sources[None]}
         meta = {**meta, "modality": self.modality, "name": self.name, "n_clips": len(keys),
                 "keys_sha256_16": keys_digest(keys), "poolings": shapes,
                 "has_sequences": SEQUENCE in first.files, "n_failures": len(failures),
