@@ -159,3 +159,13 @@ def test_an_exception_inside_sklearn_is_one_line_and_debug_shows_the_traceback(c
     assert "sklearn raised ValueError: Cannot have number of splits" in capsys.readouterr().err
     with pytest.raises(ValueError):
         cli.run(main, ["--debug"])
+
+
+def test_findings_show_progress_and_quiet_hides_it(tmp_path, capsys):
+    from test_report import FIXTURE_RESULTS
+
+    argv = ["--results", FIXTURE_RESULTS, "--out", tmp_path / "f.md", "--questions-out", tmp_path / "q.md"]
+    status, out, err = run("make_findings", argv, capsys)
+    assert status == 0 and "findings: 100%" in err and "13/13" in err and "wrote" in out
+    status, out, err = run("make_findings", [*argv, "--quiet"], capsys)
+    assert status == 0 and "findings" not in err and "wrote" in out
