@@ -27,15 +27,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a clone without installing
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is offline: fail fast if the hub is asked
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from emoprobe.encoders import get_encoder  # noqa: E402
-from emoprobe.encoders import whisper as W  # noqa: E402
-from emoprobe.media.audio import load_audio  # noqa: E402
+from emoprobe.encoders import get_encoder
+from emoprobe.encoders import whisper as W
+from emoprobe.media.audio import load_audio
 
 CLIPS = 10  # clips for the CTranslate2 check
 TIMING_CLIPS = 5  # clips timed per configuration (and used for the bf16 and context comparisons)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from emoprobe import cli, config
+from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.errors import UserError
 from emoprobe.probes.transfer import transfer
@@ -66,7 +67,7 @@ def main(argv=None):
     bar.close()
     out = Path(args.out) if args.out else config.results_dir() / "duration.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out, index=False, float_format="%.5f")
+    results_schema.write(pd.DataFrame(rows), "duration.csv", out, float_format="%.5f")
     print(f"-> {config.relative(out)}")
 
 

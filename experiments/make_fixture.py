@@ -20,7 +20,6 @@ writes the same arrays and the same results.
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,9 +196,7 @@ def write_ravdess_tree(root: Path) -> None:
 
 def make_results(embeddings: Path, out: Path, jobs: int):
     """The real scripts on the synthetic stores: the grid, speech -> song transfer, clip duration."""
-    import duration
-    import train_probes
-    import transfer
+    train_probes, transfer, duration = (script(name) for name in ("train_probes", "transfer", "duration"))
 
     tree = out.parent / "ravdess"  # the results name their data root: a fixed one keeps rebuilds identical
     write_ravdess_tree(tree)
@@ -228,6 +225,15 @@ def main(argv=None):
     print(f"fixture: {size / 1e6:.2f} MB under {out}")
 
 
+def script(name: str):
+    """Another script of experiments/ as a module (its main(argv)), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other experiments/ scripts
     main()

@@ -13,26 +13,25 @@ Writes to --out:
     shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds
     predictions.parquet every headline row's per-clip test predictions (emoprobe.probes.read_predictions)
     stores.csv          provenance of every complete store (what was run, clips, failures, seconds)
+    settings.json       every setting that decides the numbers (C grids, inner folds, seeds, bootstrap...)
     clips.csv           the clips table (labels, speakers, attributes) the analyses join predictions to
     folds.csv           each fold's test speakers and where the folds come from (e.g. EmoBox folds)
 """
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from emoprobe import cli, config, probes  # noqa: E402
-from emoprobe.data import clips as clip_table  # noqa: E402
-from emoprobe.data import folds  # noqa: E402
-from emoprobe.errors import NoDataError, UserError  # noqa: E402
-from emoprobe.report import stats  # noqa: E402
-from emoprobe.store.shards import parse_shard  # noqa: E402
-from emoprobe.store.store import available_stores, provenance  # noqa: E402
+from emoprobe import cli, config, probes
+from emoprobe import results as results_schema
+from emoprobe.data import clips as clip_table
+from emoprobe.data import folds
+from emoprobe.errors import NoDataError, UserError
+from emoprobe.report import stats
+from emoprobe.store.shards import parse_shard
+from emoprobe.store.store import available_stores, provenance
 
 SCHEME = "auto"  # speaker-disjoint folds: EmoBox's six for RAVDESS speech (see emoprobe.data.folds)
 CHANNEL = "speech"  # the folds and all committed results are on the speech channel
@@ -100,11 +99,15 @@ def main(argv=None):
                                                          clips.label.nunique(), max_exact, args.permutations))
 
     out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "probes.csv", index=False, float_format="%.5f")
-    summary.to_csv(out / "probes_summary.csv", index=False, float_format="%.5f")
-    feature_sets.to_csv(out / "feature_sets.csv", index=False)
-    shapley.to_csv(out / "shapley.csv", index=False, float_format="%.5f")
-    predictions.to_parquet(out / "predictions.parquet", index=False, compression="zstd")
+    results_schema.write(results, "probes.csv", out / "probes.csv", float_format="%.5f")
+    results_schema.write(summary, "probes_summary.csv", out / "probes_summary.csv", float_format="%.5f")
+    results_schema.write(feature_sets, "feature_sets.csv", out / "feature_sets.csv")
+    results_schema.write(shapley, "shapley.csv", out / "shapley.csv", float_format="%.5f")
+    settings = {**probes.grid.settings(args.scheme, args.seeds, args.probes, max_exact, args.permutations),
+                "shapley_method": SHAPLEY_METHOD, "bootstrap": {"resamples": stats.N_BOOT, "level": stats.LEVEL,
+                                                                "seed": stats.SEED, "unit": "speaker"}}
+    (out / results_schema.SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    predictions.to_parquet(out / results_schema.PREDICTIONS, index=False, compression="zstd")
     write_provenance(args, out)
     if args.timing:
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
@@ -122,13 +125,13 @@ def write_provenance(args, out: Path) -> None:
     """stores.csv (what every complete store is), clips.csv (the clips table) and folds.csv (each fold's
     test speakers and where the folds come from) beside the results."""
     out.mkdir(parents=True, exist_ok=True)
-    provenance(available_stores(args.embeddings_dir, log=None)).to_csv(out / "stores.csv", index=False)
+    results_schema.write(provenance(available_stores(args.embeddings_dir, log=None)), "stores.csv", out / "stores.csv")
     clips = clip_table.load(args.data_root, verbose=False)
-    clips.drop(columns=["audio", "video"]).to_csv(out / "clips.csv", index=False)
+    results_schema.write(clips.drop(columns=["audio", "video"]), "clips.csv", out / "clips.csv")
     source = folds.describe(clips, args.scheme)
-    pd.DataFrame([{"fold": fold, "speaker": speaker, "source": source}
-                  for fold, test in folds.load_folds(clips, args.scheme).items() for speaker in test]
-                 ).to_csv(out / "folds.csv", index=False)
+    results_schema.write(pd.DataFrame([{"fold": fold, "speaker": speaker, "source": source}
+                                       for fold, test in folds.load_folds(clips, args.scheme).items()
+                                       for speaker in test]), "folds.csv", out / "folds.csv")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from emoprobe import cli, config
+from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.data import labels
 from emoprobe.errors import UserError
@@ -115,7 +116,7 @@ def main(argv=None):
         old = pd.read_csv(out)
         table = pd.concat([old[(old.train != train_name) | (old.test != test_name)], table], ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.5f")
+    results_schema.write(table, "transfer.csv", out, float_format="%.5f")
     print(f"-> {config.relative(out)}")
 
 

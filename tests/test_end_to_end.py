@@ -11,7 +11,6 @@ every executed notebook must have been made by that run.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

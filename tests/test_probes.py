@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
 from emoprobe import probes
+from emoprobe import results as results_schema
 from emoprobe.data import folds, labels
 from emoprobe.probes import FeatureSet, solver
 
@@ -112,7 +113,7 @@ def test_grid_rows_carry_explicit_columns_and_feature_sets_name_the_members(monk
             FeatureSet("face/b", list(clips.key), X[:, 6:], weights="third-party features"),
             FeatureSet("audio/r", list(clips.key), X[:, :4], weights="random control")]
     results, predictions, feature_sets, seconds = grid(clips, sets[:2], extra=sets[2:])
-    assert set(probes.grid.RESULT_COLUMNS + probes.grid.CHOICE_COLUMNS) <= set(results.columns)
+    assert set(results_schema.FILES["probes.csv"].names) <= set(results.columns)
     assert {f"recall_{e}" for e in labels.EMOTION_NAMES} <= set(results.columns)
     fused = results[results.n_members == 2]
     assert set(fused.fusion) == {"select", "early", "late", "stack", "auto"}

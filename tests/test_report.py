@@ -34,6 +34,9 @@ def renamed_copy(source, target):
     """The fixture's results with every name renamed, in every table and in the predictions."""
     target.mkdir()
     for path in source.iterdir():
+        if path.suffix not in (".csv", ".parquet"):
+            shutil.copy(path, target / path.name)  # settings.json: no names in it
+            continue
         table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
         for column in table.columns:
             if table[column].dtype == object or pd.api.types.is_string_dtype(table[column]):
@@ -96,7 +99,10 @@ def test_the_protocol_names_where_the_folds_come_from(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS, results)
     text, _ = generate(results)
-    assert "speaker-disjoint folds." in text  # no folds.csv: nothing said
+    assert "6 speaker-disjoint folds (EmoBox folds, data/splits/ravdess_emobox_6fold.json)." in text
+    (results / "folds.csv").unlink()
+    text, _ = generate(results)
+    assert "6 speaker-disjoint folds." in text  # no folds.csv: nothing said
     pd.DataFrame({"fold": ["fold_1", "fold_2"], "speaker": [1, 2], "source": "EmoBox folds, from the manifest"}
                  ).to_csv(results / "folds.csv", index=False)
     text, _ = generate(results)

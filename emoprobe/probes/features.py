@@ -18,6 +18,7 @@ from ..store.store import EmbeddingStore, available_stores
 
 WEIGHT_KINDS = ("pretrained", "random control", "hand-crafted", "third-party features")
 RANDOM_CONTROL = "random control"
+ROLES = ("base", "extra pooling", "random control", "variant")  # what a set is in the grid (grid.prepare)
 FALLBACK_POOLINGS = ("functionals", "mean")  # default pooling of stores whose meta.json names none
 
 
@@ -38,6 +39,7 @@ class FeatureSet:
     pooling: str = ""
     weights: str = ""  # one of WEIGHT_KINDS
     objective: str = ""
+    default_pooling: bool = True  # the store's default pooling (False: one of its extra poolings)
     dim: int = field(init=False)
 
     def __post_init__(self):
@@ -56,6 +58,12 @@ class FeatureSet:
     @property
     def is_random_control(self) -> bool:
         return self.weights == RANDOM_CONTROL
+
+    def role(self, is_base: bool) -> str:
+        """Its role in the grid (ROLES): a fusion member, another pooling, a random control or a variant."""
+        base, extra_pooling, random_control, variant = ROLES
+        return (base if is_base else extra_pooling if not self.default_pooling
+                else random_control if self.is_random_control else variant)
 
 
 LEGACY_KINDS = {"openSMILE": "hand-crafted", "torchaudio": "hand-crafted", "OpenFace": "third-party features"}
@@ -94,7 +102,8 @@ def load_feature_set(store: EmbeddingStore, pooling: str | None = None) -> Featu
     return FeatureSet(name=store_id + ("" if pooling == default else f":{pooling}"), keys=keys, X=X,
                       store=store_id, modality=meta.get("modality", store.modality),
                       encoder=meta.get("encoder") or meta.get("model_id") or store.name, pooling=pooling,
-                      weights=weights_kind(meta), objective=meta.get("objective") or "")
+                      weights=weights_kind(meta), objective=meta.get("objective") or "",
+                      default_pooling=pooling == default)
 
 
 def selected(store: EmbeddingStore, patterns: list[str] | None) -> bool:

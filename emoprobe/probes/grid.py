@@ -13,7 +13,7 @@ Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training spe
 The work is cut into parts, each one feature set in one fold or FUSION_CHUNK fusions in one fold,
 run in parallel processes behind one progress bar; a finished part is kept on disk under the digest
 of its inputs (parts.Parts), so a killed grid re-run resumes and ends with the uninterrupted result.
-Results carry explicit columns (see RESULT_COLUMNS); the `features` label is for reading only, and
+Results carry explicit columns (declared in emoprobe/results.py); the `features` label is for reading only, and
 feature_sets() says which stores make up each label.
 """
 
@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
+from .. import results as results_schema  # the declared columns of results files (emoprobe/results.py)
 from ..data import folds as folds_mod
 from ..data import labels
-from . import fusion, parts, shapley, solver
+from . import fusion, linear, mlp, parts, shapley, solver
 from .features import FeatureSet, join
 from .fusion import System
 from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
@@ -41,9 +42,6 @@ from .solver import Rotated
 
 BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
-RESULT_COLUMNS = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion",
-                  "fold", "seed", "n_train", "n_test", "inner_ua", "C", "ua", "wa", "macro_f1"]
-CHOICE_COLUMNS = ["chosen_layer", "member_layers", "chosen_method", "chosen_set", "early_scaling"]
 FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
 PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
@@ -204,9 +202,9 @@ class FoldRun:
             late = [fusion.late(group, y[train], split) for group in systems]
             stacked = fusion.stack(systems, y, n_classes, train, test, split)
             self.timed("fusions, late and stack", started)
-            early_systems = [system for system, _ in early]
-            for group, candidates in zip(groups, zip(map(fusion.select, systems), early_systems, late, stacked)):
-                candidates = dict(zip(fusion.METHODS, candidates))
+            for i, group in enumerate(groups):
+                candidates = {"select": fusion.select(systems[i]), "early": early[i][0], "late": late[i],
+                              "stack": stacked[i]}  # by name: fusion.auto chooses among fusion.METHODS
                 label = describe([m.prepared for m in group], "linear", "")
                 for method, system in [*candidates.items(), ("auto", fusion.auto(candidates))]:
                     chosen = {"chosen_method": system.method} if method == "auto" else {}
@@ -322,8 +320,7 @@ def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]
     """Each set's rows in the clips table (joined by clip key) and X aligned to them, float32."""
     out = []
     for fs in [*base, *extra]:
-        role = ("base" if any(fs is b for b in base) else "extra pooling" if ":" in fs.name
-                else "random control" if fs.is_random_control else "variant")
+        role = fs.role(is_base=any(fs is b for b in base))
         _, (X,) = join([fs], clips)
         facts = replace(fs, keys=[], X=fs.X[:0])  # the set's facts without its features (X holds them)
         out.append(Prepared(facts, role, np.flatnonzero(clips.key.isin(set(fs.keys))), X.astype(np.float32)))
@@ -436,7 +433,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             best.best_single(members)
             done.append(Part(best.rows, best.predictions, {}, best.members, []))
     results = pd.DataFrame([row for part in done for row in part.rows])
-    results = results.reindex(columns=[*RESULT_COLUMNS, *[f"recall_{c}" for c in classes], *CHOICE_COLUMNS])
+    results = results.reindex(columns=results_schema.FILES["probes.csv"].ordered(classes))  # the declared columns
     predictions = pd.concat([p for part in done for p in part.predictions], ignore_index=True)
     for column in ("y_true", "y_pred"):
         predictions[column] = pd.Categorical.from_codes(predictions[column], categories=classes)
@@ -448,6 +445,23 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             total["seconds"] += v["seconds"]
             total["flops"] += v["flops"]
     return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
+
+
+def settings(scheme: str, seeds, probes, max_exact: int, n_permutations: int) -> dict:
+    """Every setting that decides the grid's numbers (results/settings.json), with the digest of the
+    probe code that ran: the constants of each stage, as the grid's parts key them."""
+    return {"fold_scheme": scheme, "probes": list(probes), "mlp_seeds": list(seeds),
+            "linear": {"c_grid": linear.C_GRID.tolist(), "inner_folds": linear.INNER_FOLDS,
+                       "inner_rel_tol": linear.SELECTION_REL_TOL, "final_rel_tol": solver.REL_TOL,
+                       "max_iter": solver.MAX_ITER, "layer_candidates": "each layer and all layers concatenated"},
+            "fusion": {"methods": list(fusion.METHODS), "auto": "best inner-CV UA, first of ties",
+                       "early_scalings": fusion.EARLY_SCALINGS, "early_c_grid": fusion.EARLY_C_GRID.tolist(),
+                       "stack_c_grid": fusion.STACK_C_GRID.tolist(), "stack_log_prob_floor": float(fusion.LOG_PROB_FLOOR)},
+            "mlp": {"hidden": mlp.MLP_HIDDEN, "max_dim": mlp.MLP_MAX_DIM, "dropout": mlp.MLP_DROPOUT,
+                    "weight_decay": mlp.MLP_WEIGHT_DECAY, "lr": mlp.MLP_LR, "steps": mlp.MLP_STEPS,
+                    "eval_every": mlp.MLP_EVAL_EVERY, "validation_actor_every": mlp.MLP_VAL_EVERY},
+            "shapley": {"max_exact_players": max_exact, "permutations": n_permutations, "seed": shapley.SEED},
+            "probe_code_digest": parts.code_digest()}
 
 
 def feature_sets(prepared: list[Prepared], members: dict[str, list[str]]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config, encoders, probes
+from .. import results as results_schema
 from ..data import clips as clip_table
 from ..data import labels
 from ..data.manifest import FIELDS
@@ -29,12 +30,7 @@ SYSTEM = ["features", "probe", "fusion"]  # with a headline layer: one row of re
 REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"}
 STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks read as NaN
 HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
-TRAIN = "python experiments/train_probes.py"
-MADE_BY = {"probes.csv": TRAIN, "probes_summary.csv": TRAIN, "feature_sets.csv": TRAIN, "shapley.csv": TRAIN,
-           "stores.csv": TRAIN, "clips.csv": TRAIN, "folds.csv": TRAIN, "predictions.parquet": TRAIN,
-           "transfer.csv": "python experiments/transfer.py --train A --test B",
-           "duration.csv": "python experiments/duration.py (after extract_audio.py --first-seconds S)"}
-CSV_DTYPES = {"layer": str, "chosen_layer": str, "key": str, "fold": str}
+MADE_BY = results_schema.MADE_BY  # each results file's command, for the lines saying one is absent
 # RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
 READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
@@ -87,9 +83,9 @@ def load(results_dir=None, data_root=None) -> Results:
     """Read every results file present. Clip attributes come from clips.csv, else from the clips table
     of data_root when one is given."""
     folder = config.results_dir(results_dir)
-    tables = {name: pd.read_csv(folder / name, dtype=CSV_DTYPES) if (folder / name).exists() else None
-              for name in MADE_BY if name.endswith(".csv")}
-    tables["predictions.parquet"] = folder / "predictions.parquet" if (folder / "predictions.parquet").exists() else None
+    tables = {name: results_schema.read(folder, name) for name in results_schema.FILES}
+    predictions = folder / results_schema.PREDICTIONS
+    tables[results_schema.PREDICTIONS] = predictions if predictions.exists() else None
     if tables["stores.csv"] is not None:
         stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
         text = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "model_id"]

@@ -1,0 +1,192 @@
+"""Every results file, declared once: its name, the command that makes it, its columns with their
+types and allowed values. Writers and readers go through `write` and `read`; `problems` checks a
+table against its declaration (tests/test_results_schema.py checks every committed file).
+
+Allowed values are imported from where they are defined (fusion methods, member scalings, layer
+labels, weights, modalities, roles), so a new method or role is declared in one place. A column
+whose name ends with a class (recall_<emotion>) is declared once as a prefix: the classes come from
+the data, not from this file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .encoders.base import MODALITIES, WEIGHTS
+from .probes.features import ROLES
+from .probes.fusion import EARLY_SCALINGS, METHODS
+from .probes.linear import CONCAT, HEADLINE_LAYERS
+
+PROBES = ("linear", "mlp")
+FUSIONS = ("none", *METHODS, "auto")  # "none": a single set; the MLP on the early fusion says "early"
+TRAIN = "python experiments/train_probes.py"
+RECALL = "recall_"  # + class name: recall of that class
+
+
+@dataclass(frozen=True)
+class Column:
+    """dtype: str | int | float | bool | any (a corpus's own type, e.g. speakers); allowed: the values a cell may hold (None: any); parts: the
+    cell is several allowed values joined by this separator (e.g. 'audio+face'); numeric_or: besides
+    these labels, a cell may hold a whole number (layer indices)."""
+
+    name: str
+    dtype: str = "str"
+    allowed: tuple | None = None
+    parts: str | None = None
+    numeric_or: bool = False
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    name: str
+    made_by: str
+    columns: tuple[Column, ...]
+    per_class: str | None = None  # a prefix of columns, one per class
+    per_class_after: str | None = None  # the declared column the per-class ones follow
+    optional: tuple[str, ...] = field(default=())  # columns an older file may lack
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ordered(self, classes: list[str] = ()) -> list[str]:
+        """Every column in file order, with one per-class column per class."""
+        names = self.names
+        if not self.per_class:
+            return names
+        at = names.index(self.per_class_after) + 1 if self.per_class_after else len(names)
+        return [*names[:at], *(f"{self.per_class}{c}" for c in classes), *names[at:]]
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return {c.name: c.dtype for c in self.columns}
+
+
+def _c(name, dtype="str", **kw) -> Column:
+    return Column(name, dtype, **kw)
+
+
+LAYER = _c("layer", allowed=(*HEADLINE_LAYERS, CONCAT), numeric_or=True)
+SYSTEM_KEYS = (_c("features"), _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
+               _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), LAYER, _c("probe", allowed=PROBES),
+               _c("fusion", allowed=FUSIONS))
+FILES = {f.name: f for f in [
+    ResultsFile("probes.csv", TRAIN, (
+        *SYSTEM_KEYS, _c("fold"), _c("seed", "int"), _c("n_train", "int"), _c("n_test", "int"),
+        _c("inner_ua", "float"), _c("C", "float"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"),
+        _c("chosen_layer", allowed=(CONCAT,), numeric_or=True), _c("member_layers"),
+        _c("chosen_method", allowed=METHODS), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS))),
+        per_class=RECALL, per_class_after="macro_f1"),
+    ResultsFile("probes_summary.csv", TRAIN, (
+        *SYSTEM_KEYS, *(_c(f"{m}_{s}", "float") for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")),
+        _c("n_folds", "int"), _c("n_seeds", "int"), _c("ua_pooled", "float"), _c("ua_boot_low", "float"),
+        _c("ua_boot_high", "float"))),
+    ResultsFile("feature_sets.csv", TRAIN, (
+        _c("features"), _c("n_members", "int"), _c("member", "int"), _c("set"), _c("store"),
+        _c("modality", allowed=MODALITIES), _c("encoder"), _c("pooling"), _c("weights", allowed=WEIGHTS),
+        _c("objective"), _c("layered", "bool"), _c("n_layers", "float"), _c("dim", "int"), _c("role", allowed=ROLES))),
+    ResultsFile("shapley.csv", TRAIN, (
+        _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=FUSIONS),
+        _c("estimator"), _c("shapley_mean", "float"), _c("shapley_std", "float"), _c("ci_low", "float"),
+        _c("ci_high", "float"), _c("n_folds", "int"), _c("sampling_se", "float"))),
+    ResultsFile("stores.csv", TRAIN, (
+        _c("store"), _c("modality", allowed=MODALITIES), _c("encoder"), _c("weights", allowed=WEIGHTS),
+        _c("objective"), _c("twin_of"), _c("variant"), _c("first_seconds", "float"), _c("base_set", "bool"),
+        _c("layered", "bool"), _c("n_layers", "float"), _c("default_pooling"), _c("poolings"), _c("n_clips", "int"),
+        _c("n_failures", "int"), _c("model_id"), _c("data_root"), _c("precision", allowed=("fp32", "bf16")),
+        _c("seconds_extracting", "float"), _c("date"), _c("finalized"))),
+    ResultsFile("clips.csv", TRAIN, (_c("key"), _c("label"), _c("speaker", "any"))),  # then the corpus's attributes
+    ResultsFile("folds.csv", TRAIN, (_c("fold"), _c("speaker", "any"), _c("source"))),
+    ResultsFile("transfer.csv", "python experiments/transfer.py --train A --test B", (
+        _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("features"), _c("probe", allowed=PROBES),
+        _c("labels"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"), _c("ua_fold_mean", "float"),
+        _c("ua_fold_std", "float"), _c("n_folds", "int"), _c("n_train", "int"), _c("n_test", "int"), _c("layers"),
+        _c("ua_within_test", "float"), _c("finalized")), per_class=RECALL, per_class_after="macro_f1"),
+    ResultsFile("duration.csv", "python experiments/duration.py (after extract_audio.py --first-seconds S)", (
+        _c("encoder"), _c("store"), _c("finalized"), _c("seconds"), _c("trained_on", allowed=("whole clips", "same cut")),
+        _c("ua", "float"), _c("ua_fold_mean", "float"), _c("ua_fold_std", "float"), _c("wa", "float"),
+        _c("macro_f1", "float"), _c("n_folds", "int"), _c("n_test", "int"), _c("layers"))),
+    ResultsFile("face_detection.csv", "python experiments/extract_face.py", (
+        _c("key"), _c("n_frames", "int"), _c("source"), _c("n_faces", "int"), _c("frames_with_face"),
+        _c("prob_min", "float"), _c("face_height_px", "float"), _c("frame_width", "int"), _c("frame_height", "int"))),
+]}
+PREDICTIONS = "predictions.parquet"  # per-clip predictions: grid.PREDICTION_COLUMNS, written by train_probes
+SETTINGS = "settings.json"  # every probe setting behind the numbers (grid.settings), written by train_probes
+MADE_BY = {**{name: f.made_by for name, f in FILES.items()}, PREDICTIONS: TRAIN, SETTINGS: TRAIN}
+
+
+def _read_dtype(column: Column) -> str:
+    # every text column is read as text (an all-empty one would otherwise read as float); numbers and
+    # flags are checked, not forced, so a missing value stays missing
+    return "str" if column.dtype == "str" else None
+
+
+def read(folder: str | os.PathLike, name: str) -> pd.DataFrame | None:
+    """A results file as a table (None when absent), text columns read as text."""
+    path = Path(folder) / name
+    if not path.exists():
+        return None
+    spec = FILES[name]
+    return pd.read_csv(path, dtype={c.name: _read_dtype(c) for c in spec.columns if _read_dtype(c)})
+
+
+def write(table: pd.DataFrame, name: str, path: str | os.PathLike, **to_csv) -> Path:
+    """Write the results file declared as `name` to path, after checking the table against the
+    declaration (columns in file order; to_csv: pandas' options, e.g. float_format)."""
+    found = problems(table, name)
+    if found:
+        raise ValueError(f"{name} does not match its declaration in emoprobe/results.py: {'; '.join(found[:5])}")
+    spec = FILES[name]
+    classes = [c[len(spec.per_class):] for c in table if spec.per_class and c.startswith(spec.per_class)]
+    order = [c for c in spec.ordered(classes) if c in table]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table[[*order, *(c for c in table if c not in order)]].to_csv(path, index=False, **to_csv)
+    return path
+
+
+def problems(table: pd.DataFrame, name: str) -> list[str]:
+    """What in a table breaks its file's declaration: missing or unknown columns, cells of another
+    type or outside the allowed values."""
+    spec = FILES[name]
+    out = [f"column {c} is missing" for c in spec.names if c not in table and c not in spec.optional]
+    extra = [c for c in table if c not in spec.names]
+    if name != "clips.csv":  # clips.csv ends with the corpus's own attributes
+        allowed_extra = [c for c in extra if not (spec.per_class and c.startswith(spec.per_class))]
+        out += [f"column {c} is not declared" for c in allowed_extra]
+    for column in spec.columns:
+        if column.name in table:
+            out += _cell_problems(table[column.name], column)
+    if spec.per_class:
+        for c in (c for c in table if c.startswith(spec.per_class)):
+            out += _cell_problems(table[c], Column(c, "float"))
+    return out
+
+
+def _cell_problems(values: pd.Series, column: Column) -> list[str]:
+    present = values.dropna()
+    if column.dtype == "any":
+        return []
+    if column.dtype in ("int", "float"):
+        numbers = pd.to_numeric(present, errors="coerce")
+        bad = present[numbers.isna()]
+        if column.dtype == "int":
+            bad = pd.concat([bad, present[numbers.notna() & (numbers % 1 != 0)]])
+        return [f"{column.name}: {bad.iloc[0]!r} is not a{'n integer' if column.dtype == 'int' else ' number'}"] if len(bad) else []
+    if column.dtype == "bool":
+        bad = present[~present.astype(str).str.lower().isin(["true", "false", "1", "0", "1.0", "0.0"])]
+        return [f"{column.name}: {bad.iloc[0]!r} is not true/false"] if len(bad) else []
+    if column.allowed is None:
+        return []
+    cells = present.astype(str)
+    values_ = cells.str.split(column.parts).explode() if column.parts else cells
+    ok = values_.isin([str(a) for a in column.allowed])
+    if column.numeric_or:
+        ok |= values_.str.fullmatch(r"\d+")
+    bad = values_[~ok]
+    return [f"{column.name}: {bad.iloc[0]!r} is not one of {', '.join(map(str, column.allowed))}"
+            + (" or a number" if column.numeric_or else "")] if len(bad) else []
