@@ -71,7 +71,7 @@ def test_records_keep_keys_speakers_folds_and_labels(tmp_path):
     assert {r["label"] for r in emobox.records(corpus, tmp_path / "audio", emobox_labels=True)[0]} == {"angry", "neutral"}
     clips = clip_table.load(write(records, tmp_path / "toy.jsonl"), channel=None)
     assert folds.load_folds(clips) == {"fold_1": [1, 3], "fold_2": [2, 4]}
-    assert folds.describe(clips) == "EmoBox folds, from the manifest"
+    assert folds.describe(clips) == "EmoBox folds"
 
 
 def write(records, path):
@@ -143,8 +143,8 @@ def test_emobox_ravdess_gives_every_clip_and_the_committed_folds(tmp_path):
     made = folds.load_folds(clips)
     committed = folds.load_folds(clip_table.load(SHARED_RAVDESS), "emobox6")
     assert {k: sorted(v) for k, v in made.items()} == {k: sorted(v) for k, v in committed.items()}
-    assert folds.describe(clips) == "EmoBox folds, from the manifest"
-    assert folds.describe(clip_table.load(SHARED_RAVDESS)).startswith("EmoBox folds, data/splits/")
+    assert folds.describe(clips) == "EmoBox folds"
+    assert folds.describe(clip_table.load(SHARED_RAVDESS)) == "EmoBox folds"
 
 
 @needs_shared

@@ -3,7 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from corpus import ravdess_tree
 
+from emoprobe.data import clips as clip_table
 from emoprobe.data import folds, labels
 from emoprobe.errors import UserError
 
@@ -21,9 +23,11 @@ CLIPS = pd.DataFrame({"key": [f"clip{i:04d}" for i in range(len(ACTORS))], "spea
                       "corpus": "ravdess-speech"})
 
 
-def test_emobox_folds_are_the_published_ones():
+def test_emobox_folds_are_the_published_ones(tmp_path):
     assert folds.load_folds(CLIPS, "emobox6") == EMOBOX
-    assert folds.load_folds(CLIPS) == EMOBOX  # the default scheme ("auto") for RAVDESS speakers
+    # a RAVDESS folder: its index gives each clip its actor's EmoBox fold, which "auto" reads
+    clips = clip_table.load(ravdess_tree(tmp_path, actors=range(1, 25), emotions=(1,), seconds=0.2, videos=0))
+    assert folds.load_folds(clips) == EMOBOX and folds.describe(clips) == "EmoBox folds"
 
 
 @pytest.mark.parametrize("scheme, n_folds", [("emobox6", 6), ("loso", 24)])

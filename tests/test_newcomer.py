@@ -12,7 +12,7 @@ import pytest
 from conftest import script_main
 from corpus import ravdess_tree, voice, write_wav
 
-from emoprobe import cli
+from emoprobe import cli, config
 from emoprobe.data import clips as clip_table
 from emoprobe.store.store import EmbeddingStore
 
@@ -27,6 +27,12 @@ def run(name, argv, capsys) -> tuple[int, str, str]:
         status = exit.code
     out = capsys.readouterr()
     return status, out.out, out.err
+
+
+@pytest.fixture(autouse=True)
+def splits_elsewhere(tmp_path, monkeypatch):
+    """Folds generated for the test corpora go to a temporary folder, not the repository's data/splits."""
+    monkeypatch.setattr(config, "SPLITS", tmp_path / "splits")
 
 
 @pytest.fixture(scope="module")

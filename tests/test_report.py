@@ -99,14 +99,14 @@ def test_the_protocol_names_where_the_folds_come_from(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE_RESULTS, results)
     text, _ = generate(results)
-    assert "6 speaker-disjoint folds (EmoBox folds, data/splits/ravdess_emobox_6fold.json)." in text
+    assert "6 speaker-disjoint folds (EmoBox folds)." in text
     (results / "folds.csv").unlink()
     text, _ = generate(results)
     assert "6 speaker-disjoint folds." in text  # no folds.csv: nothing said
-    pd.DataFrame({"fold": ["fold_1", "fold_2"], "speaker": [1, 2], "source": "EmoBox folds, from the manifest"}
+    pd.DataFrame({"fold": ["fold_1", "fold_2"], "speaker": [1, 2], "source": "EmoBox folds"}
                  ).to_csv(results / "folds.csv", index=False)
     text, _ = generate(results)
-    assert "speaker-disjoint folds (EmoBox folds, from the manifest)." in text
+    assert "speaker-disjoint folds (EmoBox folds)." in text
 
 
 def test_report_code_parses_no_label_or_store_name():

@@ -23,7 +23,7 @@ from corpus import write_mp4 as mp4_of
 from fakes import FunctionEncoder
 
 from emoprobe.data import clips as clip_table
-from emoprobe.data import labels, ravdess
+from emoprobe.data import folds, labels, ravdess
 from emoprobe.encoders import pool
 from emoprobe.media import BadMediaError
 from emoprobe.media.audio import load_audio
@@ -370,6 +370,7 @@ def test_same_seed_gives_identical_probe_results(monkeypatch):
     rows = [{"key": f"01-{e:02d}-01-01-01-{a:02d}", "emotion": e, "label": labels.EMOTIONS[e], "speaker": a}
             for a in range(1, 25) for e in labels.EMOTIONS]
     clips = pd.DataFrame(rows).sort_values("key").reset_index(drop=True)
+    clips["fold"] = clips.speaker.map(folds.emobox_fold_of())  # as the RAVDESS index gives them
     flat = rng.normal(size=(9, 8))[clips.emotion] + rng.normal(size=(len(clips), 8))
     layered = np.stack([flat + rng.normal(size=flat.shape) * s for s in (2.0, 0.5)], axis=1).astype(np.float32)
     features = [probes.FeatureSet("audio/layered", list(clips.key), layered)]  # per-layer linear + MLP

@@ -7,7 +7,8 @@ Schemes:
     split     the manifest's train/test `split` as one fold (its test speakers must not be in train)
     speakerK  K speaker-grouped folds generated once per corpus and SAVED as data
               (data/splits/<corpus>_speakerK.json): later runs load the file, so they never move
-    auto      manifest folds if given, else the manifest's split, else emobox6 for RAVDESS speech, else speaker6
+    auto      the data's folds if given (a manifest's, or EmoBox's for RAVDESS, which its index assigns:
+              data.ravdess), else the manifest's split, else speaker6
 """
 
 from __future__ import annotations
@@ -63,8 +64,6 @@ def resolve_scheme(clips: pd.DataFrame, scheme: str = "auto") -> str:
         return "manifest"
     if "split" in clips and clips.split.notna().all():
         return "split"
-    if set(clips.speaker) <= set(_emobox_speakers()):
-        return "emobox6"
     return "speaker6"
 
 
@@ -77,20 +76,24 @@ def describe(clips: pd.DataFrame, scheme: str = "auto") -> str:
         return f"EmoBox folds, {config.relative(EMOBOX_FOLDS)}"
     if scheme in ("manifest", "split"):
         what = "folds" if scheme == "manifest" else "train/test split"
-        return f"{given} {what}, from the manifest" if given else f"the manifest's {what}"
+        return f"{given} {what}" if given else f"the manifest's {what}"
     if scheme == "loso":
         return "leave one speaker out"
     return f"{scheme[7:]} speaker-disjoint folds generated once and saved in {config.relative(config.SPLITS)}"
 
 
-def _emobox_speakers() -> list:
-    return [s for test in json.loads(Path(EMOBOX_FOLDS).read_text())["folds"].values() for s in test]
+def emobox_fold_of() -> dict[int, int]:
+    """RAVDESS actor -> the EmoBox fold (1-6) whose test set holds it (the RAVDESS index gives every
+    clip its actor's fold)."""
+    folds = json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
+    return {actor: int(name.removeprefix("fold_")) for name, actors in folds.items() for actor in actors}
 
 
 def generated_folds(clips: pd.DataFrame, k: int, splits_dir=None) -> dict[str, list]:
     """k speaker-disjoint folds for the corpus of `clips`, saved on first use and loaded afterwards.
     Speakers are dealt round-robin in a seeded random order, so folds differ in size by one speaker."""
-    corpus = re.sub(r"[^A-Za-z0-9.-]+", "_", str(clips.corpus.dropna().iloc[0])) if clips.corpus.notna().any() else "corpus"
+    named = "corpus" in clips and clips.corpus.notna().any()
+    corpus = re.sub(r"[^A-Za-z0-9.-]+", "_", str(clips.corpus.dropna().iloc[0])) if named else "corpus"
     path = Path(splits_dir or config.SPLITS) / f"{corpus}_speaker{k}.json"
     speakers = sorted(set(clips.speaker))
     if path.exists():

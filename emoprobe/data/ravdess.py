@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import NoDataError
-from . import labels
+from . import folds, labels
 
 MEDIA_SUFFIXES = {".wav": "audio", ".flac": "audio", ".mp4": "video"}
 # Which column of the clips table a file fills, by its modality field.
@@ -118,7 +118,8 @@ def index_clips(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def records(root: str | os.PathLike, channel: str | None = "speech", verbose: bool = True) -> list[dict]:
     """Manifest records (see data.manifest) of the RAVDESS clips under root, for one vocal channel
-    (None: both), reporting skipped files. The RAVDESS labels go into each record's attributes."""
+    (None: both), reporting skipped files. The RAVDESS labels go into each record's attributes, and
+    each clip gets the EmoBox fold of its actor (the benchmark's folds, for both channels)."""
     clips, problems = index_clips(root)
     if verbose and len(problems):
         print(f"[index] skipped {len(problems)} file(s) under {root}:")
@@ -135,9 +136,10 @@ def records(root: str | os.PathLike, channel: str | None = "speech", verbose: bo
         raise NoDataError(f"no RAVDESS {channel or ''} media found under {root}; "
                           "download it (experiments/download_ravdess.py) or pass --data-root")
     attributes = ["emotion", "intensity", "statement", "repetition", "actor", "sex", "channel"]
+    fold_of = folds.emobox_fold_of()  # EmoBox's six actor-disjoint folds (data/splits), as data of each clip
     return [{"key": row.key, "audio": source_path(row, "audio"), "video": source_path(row, "video"),
-             "label": row.emotion_name, "speaker": row.actor, "corpus": f"ravdess-{row.channel}",
-             "attributes": {a: getattr(row, a) for a in attributes}}
+             "label": row.emotion_name, "speaker": row.actor, "fold": fold_of[row.actor], "fold_source": "EmoBox",
+             "corpus": f"ravdess-{row.channel}", "attributes": {a: getattr(row, a) for a in attributes}}
             for row in clips.itertuples()]
 
 

@@ -32,7 +32,6 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 
 from .. import results as results_schema  # the declared columns of results files (emoprobe/results.py)
 from ..data import folds as folds_mod
-from ..data import labels
 from . import fusion, linear, mlp, parts, shapley, solver
 from .features import FeatureSet, join
 from .fusion import System
@@ -47,13 +46,10 @@ PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "k
 
 
 def targets(clips: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(class index per clip, class names, speaker per clip) from a clips table: `label` and
-    `speaker` (emoprobe.data.clips), or RAVDESS's `emotion` codes and `actor`."""
-    if "label" in clips:
-        label = clips.label.astype("category")
-        return label.cat.codes.to_numpy(), [str(c) for c in label.cat.categories], clips.speaker.to_numpy()
-    codes = sorted(clips.emotion.unique())
-    return np.searchsorted(codes, clips.emotion), [labels.EMOTIONS[c] for c in codes], clips.actor.to_numpy()
+    """(class index per clip, class names, speaker per clip) from a clips table's `label`
+    (categorical: its categories are the classes, in order) and `speaker` (emoprobe.data.clips)."""
+    label = clips.label.astype("category")
+    return label.cat.codes.to_numpy(), [str(c) for c in label.cat.categories], clips.speaker.to_numpy()
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
