@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import config
@@ -69,7 +70,7 @@ def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
     """A progress bar with counts and an ETA; in a log file (not a terminal), a line every 30 s."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, smoothing=0.1,
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet or config.quiet(), smoothing=0.1,
                 mininterval=1 if sys.stderr.isatty() else 30)
 
 
@@ -195,6 +196,9 @@ def run(main, argv=None) -> None:
     stderr and exit status 2; --debug shows the traceback instead."""
     argv = sys.argv[1:] if argv is None else argv
     prog = sys.argv[0].rsplit("/", 1)[-1]
+    quiet_before = os.environ.get("EMOPROBE_QUIET")
+    if "--quiet" in argv:
+        os.environ["EMOPROBE_QUIET"] = "1"  # every progress bar of the run (config.quiet), the extraction loop's too
     try:
         main(argv)
     except UserError as err:
@@ -212,6 +216,11 @@ def run(main, argv=None) -> None:
         text = " ".join(str(err).split()) or "(no message)"
         print(f"{prog}: error: {library} raised {type(err).__name__}: {text} (--debug shows where)", file=sys.stderr)
         sys.exit(2)
+    finally:  # a caller in the same process (a test, a notebook) keeps its own setting
+        if quiet_before is None:
+            os.environ.pop("EMOPROBE_QUIET", None)
+        else:
+            os.environ["EMOPROBE_QUIET"] = quiet_before
 
 
 def raised_in(err: BaseException) -> str | None:

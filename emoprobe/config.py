@@ -6,6 +6,7 @@ Variables are read when a function is called, not at import, so a test or a note
     EMOPROBE_RESULTS      probe results (default results)
     EMOPROBE_GRID_PARTS   the probe grid's finished parts, for resuming (default <results>/.grid_parts)
     EMOPROBE_FIGURES      figures written by the notebooks (default analysis/figures)
+    EMOPROBE_QUIET        1: no progress bars (what every script's --quiet sets)
     RANK/WORLD_SIZE, SLURM_ARRAY_TASK_ID/COUNT/MIN, SLURM_PROCID/NTASKS   --shard auto
 """
 
@@ -45,6 +46,11 @@ def grid_parts_dir(cli_value: str | os.PathLike | None = None, results: str | os
 
 def figures_dir(cli_value: str | os.PathLike | None = None) -> Path:
     return _path(cli_value, "EMOPROBE_FIGURES", REPO / "analysis" / "figures")
+
+
+def quiet() -> bool:
+    """Whether progress bars are off (--quiet, or $EMOPROBE_QUIET=1)."""
+    return os.environ.get("EMOPROBE_QUIET") == "1"
 
 
 def relative(path: str | os.PathLike) -> str:

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
+from .. import config
 from .. import results as results_schema  # the declared columns of results files (emoprobe/results.py)
 from ..data import folds as folds_mod
 from . import fusion, linear, mlp, parts, shapley, solver
@@ -378,7 +379,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     base_index = [i for i, p in enumerate(prepared) if p.role == "base"]
     store = parts.Parts(parts_dir)
     bar = tqdm(total=len(fold_speakers) * (len(prepared) + (len(chunks) if base_index else 0)), unit="part",
-               desc="grid", disable=not progress, smoothing=0.1,
+               desc="grid", disable=not progress or config.quiet(), smoothing=0.1,
                mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s
     say = bar.write if progress else log
 

@@ -22,7 +22,7 @@ def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, tim
 
     done = []
     chosen = [p for p in sorted(Path(folder).glob("*.ipynb")) if not names or any(n in p.name for n in names)]
-    for path in tqdm(chosen, desc="notebooks", unit="notebook", disable=quiet,
+    for path in tqdm(chosen, desc="notebooks", unit="notebook", disable=quiet or config.quiet(),
                      mininterval=1 if sys.stderr.isatty() else 30):
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=timeout, kernel_name="python3",

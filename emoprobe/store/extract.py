@@ -74,7 +74,8 @@ def run_extraction(clips: pd.DataFrame, encoders: list, load, meta: dict | None 
                 loaded.append((row.key, {"source": str(source)}, None, f"{type(err).__name__}: {err}"))
         return loaded
 
-    with ThreadPoolExecutor(1) as pool, tqdm(total=len(todo), unit="clip", desc=label[:40]) as bar:
+    with ThreadPoolExecutor(1) as pool, tqdm(total=len(todo), unit="clip", desc=label[:40],
+                                                 disable=config.quiet()) as bar:
         pending = [pool.submit(load_batch, b) for b in batches[:PREFETCH]]
         for i in range(len(batches)):
             loaded = pending.pop(0).result()
