@@ -4,14 +4,14 @@
     python experiments/make_findings.py --results tests/fixtures/results_small/results --out /tmp/findings.md \\
         --questions-out /tmp/research_questions.md
 
-Every number in them comes from emoprobe.report.findings; edit that, not the markdown. A results file
+Every number in them comes from emoprobe.report (findings.py and questions.py); edit those, not the markdown. A results file
 that is absent turns its section into a line saying which command makes it.
 """
 
 from pathlib import Path
 
 from emoprobe import cli, config
-from emoprobe.report import findings, tables
+from emoprobe.report import findings, questions, tables
 
 OUT = config.REPO / "findings.md"
 QUESTIONS = config.REPO / "research_questions.md"
@@ -24,9 +24,10 @@ def main(argv=None):
     p.add_argument("--questions-out", default=QUESTIONS, help="research questions file (default: %(default)s)")
     args = p.parse_args(argv)
     res = tables.load(args.results, args.data_root)
-    with cli.progress(findings.N_SECTIONS, "findings", args.quiet, unit="section") as bar:
+    sections = len(findings.FINDINGS_SECTIONS) + len(questions.QUESTION_SECTIONS)
+    with cli.progress(sections, "findings", args.quiet, unit="section") as bar:
         Path(args.out).write_text(findings.findings(res, bar.update) + "\n")
-        Path(args.questions_out).write_text(findings.questions(res, bar.update) + "\n")
+        Path(args.questions_out).write_text(questions.questions(res, bar.update) + "\n")
     print(f"wrote {config.relative(args.out)} and {config.relative(args.questions_out)} from {config.relative(res.dir)}")
 
 

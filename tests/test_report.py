@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from emoprobe import config
-from emoprobe.report import findings, tables
+from emoprobe.report import document, findings, questions, tables
 
 FIXTURE_RESULTS = config.REPO / "tests" / "fixtures" / "results_small" / "results"
 # Renames applied to every store, set and encoder name: characters a label parser would split on,
@@ -21,7 +21,7 @@ REPORT_CODE = [*sorted((config.REPO / "emoprobe" / "report").glob("*.py")), conf
 
 def generate(results_dir) -> tuple[str, str]:
     res = tables.load(results_dir)
-    return findings.findings(res), findings.questions(res)
+    return findings.findings(res), questions.questions(res)
 
 
 def rename(text: str) -> str:
@@ -152,5 +152,5 @@ def test_losses_beyond_noise_are_judged_by_the_paired_speaker_bootstrap():
     assert sorted(losses.features) == sorted(gaps[gaps.gap < 0].features)
     assert (losses.ci_low <= losses["diff"]).all() and (losses["diff"] <= losses.ci_high).all()
     assert by_chance == pytest.approx(0.025 * len(gaps))
-    line = findings.beyond_noise(res)
+    line = document.beyond_noise(res)
     assert f"{(losses.ci_high < 0).sum()} of them beyond the 95 % paired speaker-bootstrap interval" in line
