@@ -108,8 +108,9 @@ def check(recorded: dict[str, dict | None], current: dict[str, dict], config: st
         else:
             raise KeyCollisionError(
                 f"clip key {key!r}: {store_id} holds it embedded from {was['source']}, and this run gives "
-                f"{now['source']}, another file with other content; keys must name one recording per store "
-                "(give one corpus other keys, e.g. a prefix in its manifest, or use another --embeddings-dir)")
+                f"{now['source']}, another file with other content. Another recording: give one corpus other "
+                "keys (e.g. a prefix in its manifest) or use another --embeddings-dir; the same recording in "
+                "another file (e.g. a FLAC copy of a WAV): delete the store to embed it again")
     return verdict
 
 
