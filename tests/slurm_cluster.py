@@ -18,13 +18,19 @@ import time
 from pathlib import Path
 
 DAEMONS = ("slurmctld", "slurmd", "munged")
+SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin"])  # daemons live in sbin
+
+
+def program(name: str) -> str | None:
+    """The path of a SLURM or munge program, also where a PATH without sbin would miss it."""
+    return shutil.which(name, path=SEARCH)
 MUNGE_PID = Path("/run/munge/munged.pid")
 START_TIMEOUT_S = 60
 
 
 def missing() -> str | None:
     """Why a cluster cannot be started here, or None."""
-    absent = [d for d in DAEMONS if shutil.which(d) is None]
+    absent = [d for d in DAEMONS if program(d) is None]
     if absent:
         return f"{', '.join(absent)} not installed (Debian packages slurm-wlm and munge; .ci/run installs them)"
     if os.geteuid() != 0:
@@ -44,7 +50,7 @@ class Cluster:
     def __init__(self, folder: Path):
         self.folder = folder
         self.conf = folder / "slurm.conf"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf), "PATH": SEARCH}
         self.pids: list[int] = []
 
     def start(self) -> "Cluster":
@@ -65,7 +71,7 @@ class Cluster:
             f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP", ""]))
         self.start_munge()
         for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon], env=self.env, check=True, timeout=30)
+            subprocess.run([program(daemon)], env=self.env, check=True, timeout=30)
             self.pids.append(self.wait_for_pid(self.folder / f"{daemon}.pid"))
         deadline = time.monotonic() + START_TIMEOUT_S
         while "idle" not in self.run("sinfo", "-h", "-o", "%T").stdout:
@@ -75,13 +81,13 @@ class Cluster:
         return self
 
     def start_munge(self) -> None:
-        if subprocess.run(["munge", "-n"], capture_output=True).returncode == 0:
+        if subprocess.run([program("munge"), "-n"], capture_output=True).returncode == 0:
             return  # already running (not ours to stop)
         Path("/run/munge").mkdir(parents=True, exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         if not Path("/etc/munge/munge.key").exists():
-            subprocess.run(["mungekey", "-c"], check=True)
-        subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", "munged"], check=True, timeout=30)
+            subprocess.run([program("mungekey"), "-c"], check=True)
+        subprocess.run(["su", "-s", "/bin/sh", "munge", "-c", program("munged")], check=True, timeout=30)
         self.pids.append(self.wait_for_pid(MUNGE_PID))
 
     @staticmethod
