@@ -66,14 +66,6 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
     return p
 
 
-def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
-    """A progress bar with counts and an ETA; in a log file (not a terminal), a line every 30 s."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet or config.quiet(), smoothing=0.1,
-                mininterval=1 if sys.stderr.isatty() else 30)
-
-
 def positive(kind=int):
     """An argparse type: a number of `kind` above zero."""
     def parse(text: str):
@@ -100,7 +92,7 @@ def device(text: str) -> str:
         count = torch.cuda.device_count()
         if count == 0 or (parsed.index or 0) >= count:
             raise argparse.ArgumentTypeError(f"{text}: {count} CUDA device(s) visible on this machine; use --device cpu")
-    elif parsed.type != "cpu" and parsed.type != "mps":
+    elif parsed.type not in ("cpu", "mps"):
         raise argparse.ArgumentTypeError(f"{text}: use cpu, cuda or cuda:N")
     return text
 

@@ -9,6 +9,7 @@ returns and clears them. Nothing is patched: the code that does the work names i
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -38,3 +39,14 @@ def take() -> dict[str, dict[str, float]]:
         _seconds.clear()
         _counts.clear()
     return out
+
+
+def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
+    """A progress bar with counts and an ETA (off with quiet or --quiet: config.quiet); in a log file
+    rather than a terminal it writes a line every 30 s."""
+    from tqdm.auto import tqdm
+
+    from . import config
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet or config.quiet(), smoothing=0.1,
+                mininterval=1 if sys.stderr.isatty() else 30)

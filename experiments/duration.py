@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emoprobe import cli, config
+from emoprobe import cli, config, timing
 from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.errors import UserError
@@ -44,7 +44,7 @@ def main(argv=None):
         raise UserError("no cut stores: run extract_audio.py --first-seconds S for the encoders first")
 
     rows, by_key = [], clips.set_index("key")
-    bar = cli.progress(sum(1 + len(c) for c in cuts.values()), "duration", args.quiet, unit="store")
+    bar = timing.progress(sum(1 + len(c) for c in cuts.values()), "duration", args.quiet, unit="store")
     say = (lambda line: None) if args.quiet else bar.write
     for name, by_seconds in sorted(cuts.items()):
         whole = _load(stores[name])

@@ -10,7 +10,7 @@ that is absent turns its section into a line saying which command makes it.
 
 from pathlib import Path
 
-from emoprobe import cli, config
+from emoprobe import cli, config, timing
 from emoprobe.report import findings, questions, tables
 
 OUT = config.REPO / "findings.md"
@@ -25,7 +25,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     res = tables.load(args.results, args.data_root)
     sections = len(findings.FINDINGS_SECTIONS) + len(questions.QUESTION_SECTIONS)
-    with cli.progress(sections, "findings", args.quiet, unit="section") as bar:
+    with timing.progress(sections, "findings", args.quiet, unit="section") as bar:
         Path(args.out).write_text(findings.findings(res, bar.update) + "\n")
         Path(args.questions_out).write_text(questions.questions(res, bar.update) + "\n")
     print(f"wrote {config.relative(args.out)} and {config.relative(args.questions_out)} from {config.relative(res.dir)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emoprobe import cli, config
+from emoprobe import cli, config, timing
 from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.data import labels
@@ -82,13 +82,12 @@ def main(argv=None):
 
     rows = []
     # by default the base sets only: controls, variants and first-seconds cuts are the grid's and duration's
-    chosen = [store for store in available_stores(args.embeddings_dir)
-              if (any(f in store.id for f in args.features) if args.features else is_base_set(store.meta()))]
-    bar = cli.progress(len(chosen), "transfer", args.quiet, unit="store")
+    chosen = [(store, meta) for store, meta in ((s, s.meta()) for s in available_stores(args.embeddings_dir))
+              if (any(f in store.id for f in args.features) if args.features else is_base_set(meta))]
+    bar = timing.progress(len(chosen), "transfer", args.quiet, unit="store")
     say = (lambda line: None) if args.quiet else bar.write
-    for store in chosen:
+    for store, meta in chosen:
         bar.update()
-        meta = store.meta()
         keys, X = store.load(meta.get("default_pooling", "mean"))
         row_of = {k: i for i, k in enumerate(keys)}
         a, b = (c[c.key.isin(row_of)].reset_index(drop=True) for c in (train, test))

@@ -86,3 +86,14 @@ def script_main(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main
+
+
+def script_status(name: str, argv: list) -> int:
+    """experiments/<name>.py run as a user runs it (cli.run: a user error is one line and exit 2): its exit status."""
+    from emoprobe import cli
+
+    try:
+        cli.run(script_main(name), [str(a) for a in argv])
+    except SystemExit as exit:
+        return exit.code
+    return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHARED_RAVDESS, script_main
+from conftest import SHARED_RAVDESS, script_main, script_status
 from corpus import voice, write_wav
 
 from emoprobe import cli, probes
@@ -22,12 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_manifest(*args) -> int:
-    """make_manifest.py as a user runs it: its exit status."""
-    try:
-        cli.run(script_main("make_manifest"), [str(a) for a in args])
-    except SystemExit as exit:
-        return exit.code
-    return 0
+    return script_status("make_manifest", args)
 
 
 TOY_MAP = {"Ang": "Angry", "Neu": "Neutral", "Hap": "Happy", "ANG": "Angry", "NEU": "Neutral", "SAD": "Sad"}

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import script_main
+from conftest import script_status
 from corpus import ravdess_tree, voice, write_wav
 
 from emoprobe import cli, config
@@ -20,11 +20,7 @@ from emoprobe.store.store import EmbeddingStore
 def run(name, argv, capsys) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of experiments/<name>.py."""
     capsys.readouterr()
-    try:
-        cli.run(script_main(name), [str(a) for a in argv])
-        status = 0
-    except SystemExit as exit:
-        status = exit.code
+    status = script_status(name, argv)
     out = capsys.readouterr()
     return status, out.out, out.err
 

@@ -32,7 +32,7 @@ def load_folds(clips: pd.DataFrame, scheme: str = "auto", splits_dir=None) -> di
     speakers = sorted(set(clips.speaker))
     scheme = resolve_scheme(clips, scheme)
     if scheme == "emobox6":
-        folds = json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
+        folds = emobox_folds()
     elif scheme == "loso":
         folds = {f"speaker_{s}": [s] for s in speakers}
     elif scheme == "manifest":
@@ -82,11 +82,15 @@ def describe(clips: pd.DataFrame, scheme: str = "auto") -> str:
     return f"{scheme[7:]} speaker-disjoint folds generated once and saved in {config.relative(config.SPLITS)}"
 
 
+def emobox_folds() -> dict[str, list]:
+    """EmoBox's six RAVDESS folds: fold name -> test actors (data/splits)."""
+    return json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
+
+
 def emobox_fold_of() -> dict[int, int]:
     """RAVDESS actor -> the EmoBox fold (1-6) whose test set holds it (the RAVDESS index gives every
     clip its actor's fold)."""
-    folds = json.loads(Path(EMOBOX_FOLDS).read_text())["folds"]
-    return {actor: int(name.removeprefix("fold_")) for name, actors in folds.items() for actor in actors}
+    return {actor: int(name.removeprefix("fold_")) for name, actors in emobox_folds().items() for actor in actors}
 
 
 def generated_folds(clips: pd.DataFrame, k: int, splits_dir=None) -> dict[str, list]:

@@ -20,7 +20,6 @@ feature_sets() says which stores make up each label.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 from dataclasses import dataclass, replace
 from functools import reduce
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-from .. import config
+from .. import timing
 from .. import results as results_schema  # the declared columns of results files (emoprobe/results.py)
 from ..data import folds as folds_mod
 from . import fusion, linear, mlp, parts, shapley, solver
@@ -341,7 +340,6 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     shard finds all the parts and assembles the results).
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
 
     y, classes, speakers = targets(clips)
     keys = clips.key.to_numpy()
@@ -378,9 +376,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     chunks = [fusions[i:i + FUSION_CHUNK] for i in range(0, len(fusions), FUSION_CHUNK)]
     base_index = [i for i, p in enumerate(prepared) if p.role == "base"]
     store = parts.Parts(parts_dir)
-    bar = tqdm(total=len(fold_speakers) * (len(prepared) + (len(chunks) if base_index else 0)), unit="part",
-               desc="grid", disable=not progress or config.quiet(), smoothing=0.1,
-               mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s
+    bar = timing.progress(len(fold_speakers) * (len(prepared) + (len(chunks) if base_index else 0)), "grid",
+                          quiet=not progress, unit="part")  # in a log file, a line every 30 s
     say = bar.write if progress else log
 
     def run(tasks):

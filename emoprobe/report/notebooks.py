@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from .. import config
+from .. import config, timing
 
 NOTEBOOKS = config.REPO / "analysis"
 
@@ -18,12 +17,10 @@ def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, tim
     import nbformat
     from nbclient import NotebookClient
 
-    from tqdm.auto import tqdm
-
     done = []
     chosen = [p for p in sorted(Path(folder).glob("*.ipynb")) if not names or any(n in p.name for n in names)]
-    for path in tqdm(chosen, desc="notebooks", unit="notebook", disable=quiet or config.quiet(),
-                     mininterval=1 if sys.stderr.isatty() else 30):
+    bar = timing.progress(len(chosen), "notebooks", quiet, unit="notebook")
+    for path in chosen:
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -32,7 +29,9 @@ def execute(names=None, folder: Path = NOTEBOOKS, keep_images: bool = False, tim
                 if cell.cell_type == "code":
                     cell.outputs = [o for o in cell.outputs if not any(k.startswith("image/") for k in o.get("data", {}))]
         nbformat.write(nb, path)
+        bar.update()
         if not quiet:
-            tqdm.write(f"executed {path.name}")
+            bar.write(f"executed {path.name}")
         done.append(path)
+    bar.close()
     return done

@@ -50,15 +50,18 @@ def source_identity(source, data_root: str | None = None, hashed: dict | None = 
     if not path.is_file():
         return out
     stat = path.stat()
-    stamp = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    out.update(path=stamp[0], size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    out.update(path=str(path.resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     if with_hash:
-        if hashed is None:
-            hashed = {}
-        if stamp not in hashed:
-            hashed[stamp] = file_hash(path)
-        out["blake2b"] = hashed[stamp]
+        out["blake2b"] = content_hash(out, {} if hashed is None else hashed)
     return out
+
+
+def content_hash(file: dict, hashed: dict) -> str:
+    """The hash of a file identity's content, read once per (path, size, mtime) in this run."""
+    stamp = (file["path"], file["size"], file["mtime_ns"])
+    if stamp not in hashed:
+        hashed[stamp] = file_hash(file["path"])
+    return hashed[stamp]
 
 
 def config_digest(encoder) -> str:
@@ -89,9 +92,9 @@ class Verdict:
 
 
 def check(recorded: dict[str, dict | None], current: dict[str, dict], config: str, store_id: str,
-          hashed: dict | None = None) -> Verdict:
+          hashed: dict) -> Verdict:
     """Compare the identities recorded in a store's cache (key -> identity, None when not recorded)
-    with this run's sources (key -> source_identity without a hash needed) and configuration."""
+    with this run's sources (key -> source_identity, hashed only where needed: `hashed`) and configuration."""
     verdict = Verdict()
     for key, was in recorded.items():
         if key not in current:
@@ -103,7 +106,7 @@ def check(recorded: dict[str, dict | None], current: dict[str, dict], config: st
             verdict.stale[key] = "encoder configuration changed"
         elif same_source(was, now, hashed):
             verdict.fresh.add(key)
-        elif was.get("path") == now.get("path", now["source"]) or was["source"] == now["source"]:
+        elif was.get("path", was["source"]) == now.get("path", now["source"]):  # the same file, rewritten
             verdict.stale[key] = "source file changed"
         else:
             raise KeyCollisionError(
@@ -114,12 +117,10 @@ def check(recorded: dict[str, dict | None], current: dict[str, dict], config: st
     return verdict
 
 
-def same_source(was: dict, now: dict, hashed: dict | None) -> bool:
+def same_source(was: dict, now: dict, hashed: dict) -> bool:
     """Whether a recorded identity and a current source are the same content."""
-    if "blake2b" not in was or "path" not in now:
-        return was["source"] == now["source"] and "blake2b" not in was and "path" not in now
-    if (was.get("path"), was.get("size"), was.get("mtime_ns")) == (now["path"], now["size"], now["mtime_ns"]):
-        return True
-    digest = now.get("blake2b") or source_identity(now["source"], hashed=hashed)["blake2b"]
-    now["blake2b"] = digest
-    return digest == was["blake2b"]
+    if "blake2b" not in was or "path" not in now:  # a source that is not a file is its text
+        return "blake2b" not in was and "path" not in now and was["source"] == now["source"]
+    if (was["path"], was["size"], was["mtime_ns"]) == (now["path"], now["size"], now["mtime_ns"]):
+        return True  # unchanged on disk: the recorded hash stands
+    return content_hash(now, hashed) == was["blake2b"]
