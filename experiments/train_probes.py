@@ -65,11 +65,13 @@ def main(argv=None):
                    "reads SLURM's variables); a run without --shard then assembles the results from them")
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
     p.add_argument("--stores-only", action="store_true",
-                   help="only rewrite stores.csv and clips.csv for the current stores (after a re-extraction)")
+                   help="only rewrite stores.csv, clips.csv and folds.csv for the current stores (after a re-extraction)")
+    p.add_argument("--clips-only", action="store_true",
+                   help="only rewrite clips.csv and folds.csv from the data root (after the clips table changed)")
     args = p.parse_args(argv)
     out = config.results_dir(args.out)
-    if args.stores_only:
-        return write_provenance(args, out)
+    if args.stores_only or args.clips_only:
+        return write_provenance(args, out, stores=not args.clips_only)
 
     clips = clip_table.load(args.data_root, CHANNEL, verbose=False)
     base, extra = probes.discover_feature_sets(args.embeddings_dir, args.features, args.extra_poolings)
@@ -121,11 +123,13 @@ def main(argv=None):
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-def write_provenance(args, out: Path) -> None:
-    """stores.csv (what every complete store is), clips.csv (the clips table) and folds.csv (each fold's
-    test speakers and where the folds come from) beside the results."""
+def write_provenance(args, out: Path, stores: bool = True) -> None:
+    """stores.csv (what every complete store is; stores=False: left as it is), clips.csv (the clips
+    table) and folds.csv (each fold's test speakers and where the folds come from) beside the results."""
     out.mkdir(parents=True, exist_ok=True)
-    results_schema.write(provenance(available_stores(args.embeddings_dir, log=None)), "stores.csv", out / "stores.csv")
+    if stores:
+        results_schema.write(provenance(available_stores(args.embeddings_dir, log=None)), "stores.csv",
+                             out / "stores.csv")
     clips = clip_table.load(args.data_root, verbose=False)
     results_schema.write(clips.drop(columns=["audio", "video"]), "clips.csv", out / "clips.csv")
     source = folds.describe(clips, args.scheme)

@@ -13,6 +13,7 @@ from conftest import script_status
 from corpus import ravdess_tree, voice, write_wav
 
 from emoprobe import cli, config
+from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.store.store import EmbeddingStore
 
@@ -171,3 +172,17 @@ def test_findings_show_progress_and_quiet_hides_it(tmp_path, capsys):
     assert status == 0 and "findings: 100%" in err and "13/13" in err and "wrote" in out
     status, out, err = run("make_findings", [*argv, "--quiet"], capsys)
     assert status == 0 and "findings" not in err and "wrote" in out
+
+
+def test_clips_only_rewrites_the_clips_table_and_folds_and_leaves_stores_alone(tree, tmp_path, capsys):
+    from test_report import FIXTURE_RESULTS
+
+    results = shutil.copytree(FIXTURE_RESULTS, tmp_path / "results")
+    stores = (results / "stores.csv").read_text()
+    (results / "folds.csv").unlink()
+    assert run("train_probes", ["--clips-only", "--data-root", tree, "--out", results], capsys)[0] == 0
+    assert (results / "stores.csv").read_text() == stores
+    clips = clip_table.load(tree)
+    written = results_schema.read(results, "clips.csv")
+    assert list(written.key) == list(clips.key) and (written.fold == clips.fold).all()
+    assert set(results_schema.read(results, "folds.csv").source) == {"EmoBox folds"}

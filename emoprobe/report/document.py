@@ -62,7 +62,8 @@ def modalities_note(res: t.Results) -> list[str]:
     absent = [m for m in MODALITIES if m not in present]
     if not absent:
         return []
-    return [f"**Made without {m} features**: no complete {m} store was behind these results; {WHY_ABSENT[m]}." for m in absent] + [""]
+    return [line for m in absent for line in
+            (f"**Made without {m} features**: no complete {m} store was behind these results; {WHY_ABSENT[m]}.", "")]
 
 
 def n_of(values: pd.Series) -> str:

@@ -36,8 +36,9 @@ def findings(res: t.Results, progress=None) -> str:
 def protocol(res: t.Results) -> list[str]:
     n_classes, probes_ = len(t.emotions(res)), res["probes.csv"]
     clips = res["clips.csv"]
-    corpus = (f"{len(clips)} clips of {clips.speaker.nunique()} speakers" if clips is not None
-              else f"{probes_.groupby('fold').n_test.max().sum()} clips")
+    probed = probes_.groupby("fold").n_test.max().sum()  # every clip is tested in one fold
+    corpus = (f"{len(clips)} clips of {clips.speaker.nunique()} speakers" if clips is not None and probed == len(clips)
+              else f"{probed} clips probed" + (f" of the {len(clips)} in the data" if clips is not None else ""))
     seeds = probes_[probes_.probe == "mlp"].seed.nunique()
     folds = res["folds.csv"]
     source = f" ({folds.source.iloc[0]})" if folds is not None and len(folds) else ""
