@@ -223,3 +223,11 @@ def raised_in(err: BaseException) -> str | None:
     module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
     top = module.split(".")[0]
     return top if top in LIBRARIES else None
+
+
+def add_normalisations(p: argparse.ArgumentParser) -> None:
+    """--normalisations: the protocols a probing script runs (emoprobe.probes.normalise), all by default."""
+    from .probes import normalise
+    p.add_argument("--normalisations", nargs="+", default=list(normalise.DEFAULT), choices=list(normalise.NORMALISATIONS),
+                   metavar="NAME", help=f"run under each of these ({', '.join(normalise.NORMALISATIONS)}; default: all): "
+                   "'speaker' is transductive (each test speaker normalised with its own unlabelled clips)")

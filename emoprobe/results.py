@@ -20,6 +20,7 @@ from .encoders.base import MODALITIES, WEIGHTS
 from .probes.features import ROLES
 from .probes.fusion import EARLY_SCALINGS, METHODS
 from .probes.linear import CONCAT, HEADLINE_LAYERS
+from .probes.normalise import NORMALISATIONS
 
 PROBES = ("linear", "mlp")
 FUSIONS = ("none", *METHODS, "auto")  # "none": a single set; the MLP on the early fusion says "early"
@@ -71,7 +72,8 @@ def _c(name, dtype="str", **kw) -> Column:
 
 
 LAYER = _c("layer", allowed=(*HEADLINE_LAYERS, CONCAT), numeric_or=True)
-SYSTEM_KEYS = (_c("features"), _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
+NORMALISATION = _c("normalisation", allowed=tuple(NORMALISATIONS))
+SYSTEM_KEYS = (_c("features"), NORMALISATION, _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
                _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), LAYER, _c("probe", allowed=PROBES),
                _c("fusion", allowed=FUSIONS))
 FILES = {f.name: f for f in [
@@ -90,7 +92,7 @@ FILES = {f.name: f for f in [
         _c("modality", allowed=MODALITIES), _c("encoder"), _c("pooling"), _c("weights", allowed=WEIGHTS),
         _c("objective"), _c("layered", "bool"), _c("n_layers", "float"), _c("dim", "int"), _c("role", allowed=ROLES))),
     ResultsFile("shapley.csv", TRAIN, (
-        _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=FUSIONS),
+        NORMALISATION, _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=FUSIONS),
         _c("estimator"), _c("shapley_mean", "float"), _c("shapley_std", "float"), _c("ci_low", "float"),
         _c("ci_high", "float"), _c("n_folds", "int"), _c("sampling_se", "float"))),
     ResultsFile("stores.csv", TRAIN, (
@@ -102,14 +104,19 @@ FILES = {f.name: f for f in [
     ResultsFile("clips.csv", TRAIN, (_c("key"), _c("label"), _c("speaker", "any"))),  # then the corpus's attributes
     ResultsFile("folds.csv", TRAIN, (_c("fold"), _c("speaker", "any"), _c("source"))),
     ResultsFile("transfer.csv", "python experiments/transfer.py --train A --test B", (
-        _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("features"), _c("probe", allowed=PROBES),
+        _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("features"), NORMALISATION,
+        _c("probe", allowed=PROBES),
         _c("labels"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"), _c("ua_fold_mean", "float"),
         _c("ua_fold_std", "float"), _c("n_folds", "int"), _c("n_train", "int"), _c("n_test", "int"), _c("layers"),
         _c("ua_within_test", "float"), _c("finalized")), per_class=RECALL, per_class_after="macro_f1"),
     ResultsFile("duration.csv", "python experiments/duration.py (after extract_audio.py --first-seconds S)", (
         _c("encoder"), _c("store"), _c("finalized"), _c("seconds"), _c("trained_on", allowed=("whole clips", "same cut")),
+        NORMALISATION,
         _c("ua", "float"), _c("ua_fold_mean", "float"), _c("ua_fold_std", "float"), _c("wa", "float"),
         _c("macro_f1", "float"), _c("n_folds", "int"), _c("n_test", "int"), _c("layers"))),
+    ResultsFile("enrolment.csv", "python experiments/enrolment.py (after train_probes.py)", (
+        _c("features"), NORMALISATION, _c("n_members", "int"), _c("fusion", allowed=FUSIONS), _c("enrolment"),
+        _c("k", "int"), _c("draw", "int"), _c("fold"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"))),
     ResultsFile("face_detection.csv", "python experiments/extract_face.py", (
         _c("key"), _c("n_frames", "int"), _c("source"), _c("n_faces", "int"), _c("frames_with_face"),
         _c("prob_min", "float"), _c("face_height_px", "float"), _c("frame_width", "int"), _c("frame_height", "int"))),

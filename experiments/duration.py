@@ -10,6 +10,7 @@ over the speaker-disjoint folds (each fold's test speakers never trained on); th
 on whole clips is the reference. Rows go to results/duration.csv (mean and std of UA over folds).
 """
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def main(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--encoders", nargs="*", help="only these encoders' stores (default: every one with cuts)")
     p.add_argument("--out", help="results CSV (default: results/duration.csv)")
+    cli.add_normalisations(p)
     args = p.parse_args(argv)
     clips = clip_table.load(args.data_root, CHANNEL, verbose=False)
     classes = list(clips.label.cat.categories)
@@ -55,14 +57,15 @@ def main(argv=None):
             table = by_key.loc[keys].reset_index()
             X_whole, X_cut = (X[[row_of[k] for k in keys]] for row_of, X in (whole, cut))
             conditions = {"whole clips": X_whole} if seconds is None else {"whole clips": X_whole, "same cut": X_cut}
-            for trained_on, X_train in conditions.items():
-                _, s = transfer(table, table, X_train, X_cut, classes)
+            for (trained_on, X_train), normalisation in itertools.product(conditions.items(), args.normalisations):
+                _, s = transfer(table, table, X_train, X_cut, classes, normalisation)
                 rows.append({"encoder": name, "store": stores[name].id, "finalized": stores[name].meta().get("finalized"),
                              "seconds": seconds if seconds else "whole", "trained_on": trained_on,
+                             "normalisation": normalisation,
                              "ua": s["ua"], "ua_fold_mean": s["ua_fold_mean"], "ua_fold_std": s["ua_fold_std"],
                              "wa": s["wa"], "macro_f1": s["macro_f1"], "n_folds": s["n_folds"],
                              "n_test": s["n_test"], "layers": s["layers"]})
-                say(f"{name} {rows[-1]['seconds']} s, trained on {trained_on}: UA {100 * s['ua_fold_mean']:.1f} "
+                say(f"{name} {rows[-1]['seconds']} s, trained on {trained_on}, {normalisation}: UA {100 * s['ua_fold_mean']:.1f} "
                       f"± {100 * s['ua_fold_std']:.1f}")
     bar.close()
     out = Path(args.out) if args.out else config.results_dir() / "duration.csv"

@@ -23,7 +23,7 @@ def main(argv=None):
     p.add_argument("--out", default=OUT, help="findings file (default: %(default)s)")
     p.add_argument("--questions-out", default=QUESTIONS, help="research questions file (default: %(default)s)")
     args = p.parse_args(argv)
-    res = tables.load(args.results, args.data_root)
+    res = tables.load(args.results, args.data_root, normalisation=None)  # every protocol, side by side
     sections = len(findings.FINDINGS_SECTIONS) + len(questions.QUESTION_SECTIONS)
     with timing.progress(sections, "findings", args.quiet, unit="section") as bar:
         Path(args.out).write_text(findings.findings(res, bar.update) + "\n")

@@ -48,6 +48,7 @@ def main(argv=None):
     p.add_argument("--scheme", default=SCHEME, help="fold scheme (emoprobe.data.folds.SCHEMES)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(probes.SEEDS), help="MLP seeds")
     p.add_argument("--probes", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
+    cli.add_normalisations(p)
     p.add_argument("--max-exact", type=cli.positive(int), default=MAX_EXACT, help="fit every fusion up to this many base sets")
     p.add_argument("--all-subsets", action="store_true", help="fit every subset of the base sets (the power set: "
                    "exact Shapley values however many base sets there are)")
@@ -87,7 +88,7 @@ def main(argv=None):
         clips, base, extra, args.scheme, args.seeds, args.probes, max_exact, args.permutations, args.jobs,
         parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out),
         progress=args.progress and not args.quiet,
-        shard=parse_shard(args.shard) if args.shard else None)
+        shard=parse_shard(args.shard) if args.shard else None, normalisations=args.normalisations)
     if made is None:
         print(f"shard {args.shard} done in {time.perf_counter() - started:.0f} s: run train_probes.py without "
               "--shard (same options) once every shard is done, to assemble the results")
@@ -105,7 +106,8 @@ def main(argv=None):
     results_schema.write(summary, "probes_summary.csv", out / "probes_summary.csv", float_format="%.5f")
     results_schema.write(feature_sets, "feature_sets.csv", out / "feature_sets.csv")
     results_schema.write(shapley, "shapley.csv", out / "shapley.csv", float_format="%.5f")
-    settings = {**probes.grid.settings(args.scheme, args.seeds, args.probes, max_exact, args.permutations),
+    settings = {**probes.grid.settings(args.scheme, args.seeds, args.probes, max_exact, args.permutations,
+                                       args.normalisations),
                 "shapley_method": SHAPLEY_METHOD, "bootstrap": {"resamples": stats.N_BOOT, "level": stats.LEVEL,
                                                                 "seed": stats.SEED, "unit": "speaker"}}
     (out / results_schema.SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")

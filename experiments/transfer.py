@@ -57,6 +57,7 @@ def main(argv=None):
     p.add_argument("--label-map", nargs="*", default=[], metavar="FROM=TO",
                    help="rename labels (in both corpora) before matching them, e.g. ANG=angry")
     p.add_argument("--out", help="results CSV (default: results/transfer.csv)")
+    cli.add_normalisations(p)
     args = p.parse_args(argv)
 
     renames = {labels.normalise(a): labels.normalise(b)  # as manifests hold labels: lower-case
@@ -96,16 +97,18 @@ def main(argv=None):
                   "(extract them with --data-root pointing at it)")
             continue
         Xa, Xb = X[[row_of[k] for k in a.key]], X[[row_of[k] for k in b.key]]
-        _, across = transfer(a, b, Xa, Xb, classes)
-        _, within = transfer(b, b, Xb, Xb, classes)
-        if not across:
-            say(f"  {store.id}: left out, too few training speakers")
-            continue
-        rows.append({"train": train_name, "test": test_name, "train_channel": args.train_channel,
-                     "test_channel": args.test_channel, "features": store.id, "finalized": meta.get("finalized"),
-                     "probe": "linear",
-                     "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
-        say(f"  {store.id}: UA {100 * across['ua']:.1f} (within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
+        for normalisation in args.normalisations:
+            _, across = transfer(a, b, Xa, Xb, classes, normalisation)
+            _, within = transfer(b, b, Xb, Xb, classes, normalisation)
+            if not across:
+                say(f"  {store.id}: left out, too few training speakers")
+                break
+            rows.append({"train": train_name, "test": test_name, "train_channel": args.train_channel,
+                         "test_channel": args.test_channel, "features": store.id, "normalisation": normalisation,
+                         "finalized": meta.get("finalized"), "probe": "linear",
+                         "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
+            say(f"  {store.id} ({normalisation}): UA {100 * across['ua']:.1f} "
+                f"(within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
     bar.close()
     if not rows:
         raise UserError("no store holds clips of both corpora: embed both with the same --embeddings-dir")

@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 from .. import timing
 from .. import results as results_schema  # the declared columns of results files (emoprobe/results.py)
 from ..data import folds as folds_mod
-from . import fusion, linear, mlp, parts, shapley, solver
+from . import fusion, linear, mlp, normalise, parts, shapley, solver
 from .features import FeatureSet, join
 from .fusion import System
 from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
@@ -42,7 +42,7 @@ from .solver import Rotated
 BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
 FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
-PREDICTION_COLUMNS = ["features", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
+PREDICTION_COLUMNS = ["features", "normalisation", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
 def targets(clips: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -70,6 +70,7 @@ class Prepared:
     role: str
     rows: np.ndarray
     X: np.ndarray
+    normalisation: str = "global"  # applied per fold before the probe (normalise.NORMALISATIONS)
 
 
 @dataclass
@@ -87,9 +88,11 @@ class Member:
 class FoldRun:
     """Everything the grid does in one outer fold (run in a worker process)."""
 
-    def __init__(self, fold, test_speakers, y, classes, speakers, keys, seeds, probes, log):
+    def __init__(self, fold, test_speakers, y, classes, speakers, keys, seeds, probes, enrolment, log):
         self.fold, self.y, self.classes, self.speakers, self.keys = fold, y, classes, speakers, keys
         self.seeds, self.probes, self.log = seeds, probes, log
+        # (per clip: may it stand for its speaker (normalise's `reference`), for training speakers too?); None: all
+        self.enrolment = enrolment
         self.test_speakers = test_speakers
         self.split_of = inner_split_of(speakers, test_speakers)
         self.rows, self.predictions, self.seconds = [], [], {}
@@ -128,7 +131,7 @@ class FoldRun:
         self.rows.append(row)
         if prediction:
             self.predictions.append(pd.DataFrame({
-                "features": label["features"], "probe": label["probe"], "fusion": label["fusion"],
+                "features": label["features"], "normalisation": label["normalisation"], "probe": label["probe"], "fusion": label["fusion"],
                 "layer": str(label["layer"]), "fold": self.fold, "seed": seed, "key": self.keys[rows[test]],
                 "speaker": self.speakers[rows[test]], "y_true": y_true, "y_pred": system_pred}))
 
@@ -141,7 +144,13 @@ class FoldRun:
         train, test, split = where
         y = self.y[p.rows]
         started = self.clock()
-        blocks, names = layer_blocks(p.X, train)
+        reference = None
+        if self.enrolment is not None:  # test speakers: their enrolment clips; training speakers: all, or theirs
+            enrolled, training_too = self.enrolment
+            reference = enrolled[p.rows] if training_too else np.ones(len(p.rows), dtype=bool)
+            reference[test] = enrolled[p.rows[test]]
+        X = normalise.apply(p.normalisation, p.X, self.speakers[p.rows], train, y, reference)
+        blocks, names = layer_blocks(X, train)
         fit = linear_probe(blocks, y, len(self.classes), train, test, split, nested=p.role == "base")
         best = fit.best_layer
         label = describe([p], "linear", "none")
@@ -246,7 +255,8 @@ def member_layers(members: list[Member]) -> str:
 def describe(sets: list[Prepared], probe: str, fusion_method: str) -> dict:
     """The explicit columns that say what a row is."""
     fs = [p.fs for p in sets]
-    return {"features": FUSION_SEPARATOR.join(f.name for f in fs), "members": [f.name for f in fs],
+    return {"features": FUSION_SEPARATOR.join(f.name for f in fs), "normalisation": sets[0].normalisation,
+            "members": [f.name for f in fs],
             "n_members": len(fs), "modalities": "+".join(sorted({f.modality for f in fs})),
             "weights": "+".join(sorted({f.weights for f in fs})),
             "pooling": fs[0].pooling if len(fs) == 1 else "default", "probe": probe, "fusion": fusion_method,
@@ -326,8 +336,9 @@ def prepare(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet]
 def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet] = (), scheme: str = "auto",
              seeds=SEEDS, probes=("linear", "mlp"), max_exact: int = shapley.MAX_EXACT_PLAYERS,
              n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1, log=print, parts_dir=None,
-             progress: bool = False, shard: tuple[int, int] | None = None
-             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict] | None:
+             progress: bool = False, shard: tuple[int, int] | None = None,
+             normalisations=("global",), enrolment: np.ndarray | None = None,
+             enrol_training_speakers: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict] | None:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
     label x member; timing: per part of the grid, its seconds and flops summed over folds).
@@ -337,7 +348,11 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     with the same inputs reuses them; parts.Parts); progress: a progress bar over the parts.
     shard (i, n): only the parts of every n-th outer fold from the i-th are made and kept in parts_dir,
     nothing is assembled and None is returned (a job array: once every shard is done, a run without a
-    shard finds all the parts and assembles the results).
+    shard finds all the parts and assembles the results). normalisations: the whole grid under each
+    (normalise.NORMALISATIONS); fusions join members of one normalisation. enrolment (bool per clip):
+    the only clips of a TEST speaker a transductive normalisation may use (its unlabelled enrolment);
+    enrol_training_speakers: the training speakers' statistics come from their enrolment clips too
+    (e.g. every speaker's calm clips), else from all their clips.
     """
     from joblib import Parallel, delayed
 
@@ -357,6 +372,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
         else:  # e.g. a face store made from the few videos at hand: said, and kept out of every fusion
             log(f"[grid] {p.fs.name} skipped: its {len(p.rows)} clip(s) cannot be trained and tested in every fold")
     base = [p.fs for p in prepared if p.role == "base"]
+    prepared = [replace(p, normalisation=n) for n in normalise.check(normalisations) for p in prepared]
     modalities = sorted({fs.modality for fs in base})
     required = [tuple(i for i, fs in enumerate(base) if fs.modality in ms)
                 for k in range(1, len(modalities) + 1) for ms in itertools.combinations(modalities, k)]
@@ -364,19 +380,22 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     if len(base) > max_exact:
         log(f"[grid] {len(base)} base sets > {max_exact}: {len(subsets)} sampled coalitions "
             f"({n_permutations} permutations) instead of {2 ** len(base) - 1}")
-    for p in prepared:
+    for p in prepared[:len(prepared) // len(normalisations)]:
         log(f"[grid] {p.fs.name} ({p.role}): {len(p.rows)} clips, {p.fs.n_layers} layer(s) x {p.fs.dim} dims")
 
     # Every part's key: the digest of what decides its result (parts.py).
-    context = (y, classes, speakers, keys, tuple(seeds), tuple(probes))
+    context = (y, classes, speakers, keys, tuple(seeds), tuple(probes),
+               None if enrolment is None else (np.asarray(enrolment, dtype=bool), enrol_training_speakers))
     common = parts.digest(parts.code_digest(), *context)
-    set_digest = [parts.digest(p.X, p.rows, p.role, p.fs.name, p.fs.pooling, p.fs.modality, p.fs.weights)
-                  for p in prepared]
+    set_digest = [parts.digest(p.X, p.rows, p.role, p.fs.name, p.fs.pooling, p.fs.modality, p.fs.weights,
+                               p.normalisation) for p in prepared]
     fusions = [s for s in subsets if len(s) > 1]
     chunks = [fusions[i:i + FUSION_CHUNK] for i in range(0, len(fusions), FUSION_CHUNK)]
-    base_index = [i for i, p in enumerate(prepared) if p.role == "base"]
+    base_index = {n: [i for i, p in enumerate(prepared) if p.role == "base" and p.normalisation == n]
+                  for n in normalisations}  # per normalisation: the members of its fusions
     store = parts.Parts(parts_dir)
-    bar = timing.progress(len(fold_speakers) * (len(prepared) + (len(chunks) if base_index else 0)), "grid",
+    n_fusion_parts = len(chunks) * sum(bool(index) for index in base_index.values())
+    bar = timing.progress(len(fold_speakers) * (len(prepared) + n_fusion_parts), "grid",
                           quiet=not progress, unit="part")  # in a log file, a line every 30 s
     say = bar.write if progress else log
 
@@ -399,13 +418,14 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     by_fold = {fold: singles[k * len(prepared):(k + 1) * len(prepared)] for k, fold in enumerate(fold_speakers)}
     fusion_tasks, done = [], []
     for fold, test in fold_speakers.items():
-        members = [by_fold[fold][i].member for i in base_index]
-        if not base_index or any(m is None for m in members):
-            if base_index:
-                say(f"  {fold}: {sum(m is None for m in members)} base set(s) untrainable, no fusions")
-            continue
-        fusion_tasks += [(parts.digest(common, "fusion", fold, test, [set_digest[i] for i in base_index], chunk),
-                          fusion_part, (fold, test, context, members, chunk)) for chunk in chunks]
+        for index in base_index.values():
+            members = [by_fold[fold][i].member for i in index]
+            if not index or any(m is None for m in members):
+                if index:
+                    say(f"  {fold}: {sum(m is None for m in members)} base set(s) untrainable, no fusions")
+                continue
+            fusion_tasks += [(parts.digest(common, "fusion", fold, test, [set_digest[i] for i in index], chunk),
+                              fusion_part, (fold, test, context, members, chunk)) for chunk in chunks]
     fused = run(fusion_tasks)
     bar.close()
     if shard is not None:  # the other shards' parts are not this run's to prune
@@ -421,11 +441,12 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
         fused_by_fold.setdefault(fold, []).append(part)
     for fold, test in fold_speakers.items():
         done += by_fold[fold] + fused_by_fold.get(fold, [])
-        members = [by_fold[fold][i].member for i in base_index]
-        if members and all(m is not None for m in members):
-            best = FoldRun(fold, test, *context, log=say)
-            best.best_single(members)
-            done.append(Part(best.rows, best.predictions, {}, best.members, []))
+        for index in base_index.values():
+            members = [by_fold[fold][i].member for i in index]
+            if members and all(m is not None for m in members):
+                best = FoldRun(fold, test, *context, log=say)
+                best.best_single(members)
+                done.append(Part(best.rows, best.predictions, {}, best.members, []))
     results = pd.DataFrame([row for part in done for row in part.rows])
     results = results.reindex(columns=results_schema.FILES["probes.csv"].ordered(classes))  # the declared columns
     predictions = pd.concat([p for part in done for p in part.predictions], ignore_index=True)
@@ -441,10 +462,14 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
 
 
-def settings(scheme: str, seeds, probes, max_exact: int, n_permutations: int) -> dict:
+def settings(scheme: str, seeds, probes, max_exact: int, n_permutations: int,
+             normalisations=normalise.DEFAULT) -> dict:
     """Every setting that decides the grid's numbers (results/settings.json), with the digest of the
     probe code that ran: the constants of each stage, as the grid's parts key them."""
     return {"fold_scheme": scheme, "probes": list(probes), "mlp_seeds": list(seeds),
+            "normalisations": {n: {"transductive": normalise.NORMALISATIONS[n].transductive,
+                                   "description": normalise.NORMALISATIONS[n].description} for n in normalisations},
+            "speaker_variance_shrink_clips": normalise.SHRINK_CLIPS,
             "linear": {"c_grid": linear.C_GRID.tolist(), "inner_folds": linear.INNER_FOLDS,
                        "inner_rel_tol": linear.SELECTION_REL_TOL, "final_rel_tol": solver.REL_TOL,
                        "max_iter": solver.MAX_ITER, "layer_candidates": "each layer and all layers concatenated"},
@@ -475,7 +500,7 @@ def feature_sets(prepared: list[Prepared], members: dict[str, list[str]]) -> pd.
 
 def summarise(results: pd.DataFrame, metrics=("ua", "wa", "macro_f1")) -> pd.DataFrame:
     """Mean and std over folds (and seeds) per features x layer x probe x fusion, best UA first."""
-    keys = ["features", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion"]
+    keys = ["features", "normalisation", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion"]
     grouped = results.astype({"layer": str}).groupby(keys, sort=False)
     table = grouped[list(metrics)].agg(["mean", "std"])
     table.columns = [f"{m}_{s}" for m, s in table.columns]

@@ -102,6 +102,11 @@ def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, metrics: li
     modalities = sorted(set(modality_of.values()))
     chance = 1 / (n_classes or results.filter(like="recall_").shape[1])
     out = []
+    if "normalisation" in results and results.normalisation.nunique() > 1:  # each normalisation on its own
+        return pd.concat([shapley_table(part, feature_sets, metrics, method, n_classes, max_exact, n_permutations,
+                                        seed).assign(normalisation=n)
+                          for n, part in results.groupby("normalisation", sort=False)], ignore_index=True)
+    normalisation = results.normalisation.iloc[0] if "normalisation" in results and len(results) else "global"
     for metric in metrics:
         values = coalition_values(results, feature_sets, metric, method)
         for fold, part in values.groupby("fold"):
@@ -119,4 +124,4 @@ def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, metrics: li
             phi = exact(by_modality, modalities)
             out += [{"level": "modality", "player": m, "metric": metric, "method": method, "fold": fold,
                      "shapley": phi[m], "sampling_se": 0.0, "estimator": "exact"} for m in modalities]
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).assign(normalisation=normalisation)

@@ -15,19 +15,27 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
 from ..data import folds as folds_mod
+from . import normalise
 from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
 
 MIN_TRAIN_SPEAKERS = INNER_FOLDS + 1  # the inner CV needs INNER_FOLDS speaker groups to choose C
 
 
 def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.ndarray, X_test: np.ndarray,
-                n_classes: int) -> tuple[np.ndarray, dict]:
+                n_classes: int, speakers_test: np.ndarray | None = None,
+                normalisation: str = "global") -> tuple[np.ndarray, dict]:
     """Train on (X_train, y_train: class indices), predict X_test; X is (n, D) or (n, layers, D).
+    normalisation (normalise.NORMALISATIONS): a transductive one normalises each test speaker
+    (speakers_test) with its own test-side clips, unlabelled; the two sides' speakers are kept apart
+    (one actor's song clips are not normalised with its speech clips).
     Returns (predicted class indices, {layer, C, inner_ua} as chosen on the training rows)."""
     X = np.concatenate([X_train, X_test])
     train, test = np.arange(len(X_train)), np.arange(len(X_train), len(X))
     y = np.concatenate([y_train, np.zeros(len(X_test), dtype=int)])  # test labels are never read
-    speakers = np.concatenate([speakers_train, np.full(len(X_test), -1, dtype=object)]).astype(str)
+    test_side = np.full(len(X_test), "-") if speakers_test is None else np.asarray(speakers_test).astype(str)
+    speakers = np.concatenate([np.char.add("train:", np.asarray(speakers_train).astype(str)),
+                               np.char.add("test:", test_side)])
+    X = normalise.apply(normalisation, X, speakers, train, y)
     blocks, names = layer_blocks(X, train)
     fit = linear_probe(blocks, y, n_classes, train, test, inner_splits(speakers, train))
     best = fit.best_layer
@@ -53,7 +61,7 @@ def speaker_folds(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list]:
 
 
 def transfer(train: pd.DataFrame, test: pd.DataFrame, X_train: np.ndarray, X_test: np.ndarray,
-             classes: list[str]) -> tuple[pd.DataFrame, dict]:
+             classes: list[str], normalisation: str = "global") -> tuple[pd.DataFrame, dict]:
     """Train on `train` rows, test on `test` rows (clips tables aligned with X_train / X_test; their
     `label` columns hold names in `classes`), fold by fold (speaker_folds).
 
@@ -68,7 +76,7 @@ def transfer(train: pd.DataFrame, test: pd.DataFrame, X_train: np.ndarray, X_tes
         if len(test_rows) == 0 or train.speaker.iloc[fit_rows].nunique() < MIN_TRAIN_SPEAKERS:
             continue
         pred, info = fit_predict(X_train[fit_rows], y_train[fit_rows], train.speaker.to_numpy()[fit_rows],
-                                 X_test[test_rows], len(classes))
+                                 X_test[test_rows], len(classes), test.speaker.to_numpy()[test_rows], normalisation)
         rows.append(pd.DataFrame({"key": test.key.to_numpy()[test_rows], "fold": fold,
                                   "y_true": y_test[test_rows], "y_pred": pred}))
         fold_ua.append(balanced_accuracy_score(y_test[test_rows], pred))

@@ -9,6 +9,7 @@ import pandas as pd
 from .. import config
 from ..encoders.base import MODALITIES
 from ..probes.fusion import METHODS
+from ..probes.normalise import NORMALISATIONS
 from . import tables as t
 from .figures import FIGURES
 from .stats import LEVEL
@@ -31,17 +32,35 @@ def figures_folder() -> str:
     return config.relative(config.figures_dir())
 
 
-def section(title: str, res: t.Results, files: tuple, body) -> list[str]:
-    """A titled section: body(res) lines, or the line saying which file is missing."""
-    lines = body(res) if res.has(*files) else [res.missing(*files) + "."]
-    return [f"## {title}", "", *lines, ""]
+def protocol_title(normalisation: str) -> str:
+    """'speaker: TRANSDUCTIVE, each speaker z-scored ...': how a protocol is named in every document."""
+    n = NORMALISATIONS[normalisation]
+    kind = "TRANSDUCTIVE, uses unlabelled clips of the test speakers" if n.transductive else "inductive"
+    return f"Under `{normalisation}` ({kind}): {n.description}"
+
+
+def section(title: str, res: t.Results, files: tuple, body, per_protocol: bool = False) -> list[str]:
+    """A titled section: body(res) lines, or the line saying which file is missing. per_protocol: the
+    body once under each protocol the results hold (Results.under), each under its own heading, the
+    body's own headings one level down."""
+    if not per_protocol or len(res.normalisations) < 2:
+        lines = body(res) if res.has(*files) else [res.missing(*files) + "."]
+        return [f"## {title}", "", *lines, ""]
+    lines = [f"## {title}", ""]
+    for normalisation in res.normalisations:
+        view = res.under(normalisation)
+        inner = body(view) if view.has(*files) else [view.missing(*files) + "."]
+        lines += [f"### {protocol_title(normalisation)}", "",
+                  *(f"#{line}" if line.startswith("### ") else line for line in inner), ""]
+    return lines
 
 
 def render(res: t.Results, sections: list[tuple], progress=None) -> list[str]:
-    """The sections (title, files they need, body) one after another, calling progress() after each."""
+    """The sections (title, files they need, body[, per protocol]) one after another, calling
+    progress() after each."""
     lines = []
-    for title, files, body in sections:
-        lines += section(title, res, files, body)
+    for title, files, body, *per_protocol in sections:
+        lines += section(title, res, files, body, *per_protocol)
         if progress:
             progress()
     return lines

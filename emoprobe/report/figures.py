@@ -23,7 +23,8 @@ FIGURES = {"silhouette": "01_silhouette", "pca": "01_pca", "tsne": "01_tsne",
            "frame_order": "04_frame_order",
            "layers": "05_layers", "twins": "05_twins", "objectives": "05_objectives",
            "per_speaker": "06_per_speaker", "attributes": "06_attributes",
-           "duration": "07_duration", "transfer": "07_transfer"}
+           "duration": "07_duration", "transfer": "07_transfer",
+           "protocols": "08_protocols", "enrolment": "08_enrolment"}
 
 
 def setup() -> None:
@@ -94,9 +95,10 @@ def grouped(mean: pd.DataFrame, key: str, ylabel: str, low: pd.DataFrame | None 
 
 
 def curves(table: pd.DataFrame, x: str, series: str, key: str, ylabel: str, panel: str | None = None,
-           line: float | None = None, xlabel: str | None = None, band: tuple[str, str] = ("ci_low", "ci_high")):
+           line: float | None = None, xlabel: str | None = None, band: tuple[str, str] = ("ci_low", "ci_high"),
+           logx: bool = False):
     """Lines of `mean` against x, one per value of `series`, with a band between the two `band`
-    columns (when the table has them); one panel per value of `panel`."""
+    columns (when the table has them); one panel per value of `panel`; logx: x on a log2 scale."""
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys(table[panel])) if panel else [None]
@@ -108,7 +110,9 @@ def curves(table: pd.DataFrame, x: str, series: str, key: str, ylabel: str, pane
             if set(band) <= set(rows):
                 ax.fill_between(rows[x], rows[band[0]], rows[band[1]], alpha=0.15)
         _line(ax, line)
-        if np.all(np.mod(part[x], 1) == 0):  # layers: whole ticks only
+        if logx:
+            ax.set_xscale("log", base=2)
+        elif np.all(np.mod(part[x], 1) == 0):  # layers: whole ticks only
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_xlabel(xlabel or x)
         ax.set_title("" if name is None else str(name), fontsize=8)

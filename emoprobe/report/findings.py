@@ -12,15 +12,10 @@ import pandas as pd
 
 from .. import config
 from ..probes.linear import CONCAT
+from . import protocols
 from . import tables as t
 from .document import (LEVEL_TEXT, METHOD_COLUMNS, TRAINING_FILES, beyond_noise, figures_folder, modalities_note,
                        n_of, render)
-
-
-
-
-
-
 
 
 def findings(res: t.Results, progress=None) -> str:
@@ -214,11 +209,13 @@ def shapley_values(res: t.Results) -> list[str]:
     return lines
 
 
+PER_PROTOCOL = True  # a section rendered once under each protocol (document.section)
 FINDINGS_SECTIONS = [("Protocol", ("probes.csv",), protocol),
+                     ("Protocols side by side: what is known about the speaker", TRAINING_FILES, protocols.protocols),
                      ("What was run", ("stores.csv",), what_was_run),
                      ("What was not run", ("stores.csv",), what_was_not_run),
-                     ("Single feature sets", TRAINING_FILES, single_sets),
-                     ("Fusions", TRAINING_FILES, fusions),
-                     ("Per-layer UA of layered sets", TRAINING_FILES, layers),
-                     ("Per-emotion recall", TRAINING_FILES, per_emotion),
-                     ("Shapley values", ("shapley.csv", "probes.csv"), shapley_values)]
+                     ("Single feature sets", TRAINING_FILES, single_sets, PER_PROTOCOL),
+                     ("Fusions", TRAINING_FILES, fusions, PER_PROTOCOL),
+                     ("Per-layer UA of layered sets", TRAINING_FILES, layers, PER_PROTOCOL),
+                     ("Per-emotion recall", TRAINING_FILES, per_emotion, PER_PROTOCOL),
+                     ("Shapley values", ("shapley.csv", "probes.csv"), shapley_values, PER_PROTOCOL)]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .. import config
 from ..probes.linear import CONCAT
+from . import protocols
 from . import tables as t
 from .document import (LEVEL_TEXT, METHOD_COLUMNS, TRAINING_FILES, beyond_noise, comparison_line, figure,
                        modalities_note, n_of, render)
@@ -276,8 +277,14 @@ def duration_lines(res: t.Results) -> list[str]:
     return lines
 
 
-QUESTION_SECTIONS = [("RQ1. Which modality carries which emotion?", ("probes.csv", "feature_sets.csv"), rq1),
-                     ("RQ2. Do modalities add up?", TRAINING_FILES, rq2),
-                     ("RQ3. What does temporal information add?", TRAINING_FILES, rq3),
-                     ("RQ4. Frozen pretrained vs hand-crafted vs random-init", (*TRAINING_FILES, "stores.csv"), rq4),
-                     ("RQ5. Where does it fail?", (*TRAINING_FILES, "predictions.parquet"), rq5)]
+PER_PROTOCOL = True  # answered once under each protocol (document.section)
+QUESTION_SECTIONS = [("RQ1. Which modality carries which emotion?", ("probes.csv", "feature_sets.csv"), rq1, PER_PROTOCOL),
+                     ("RQ2. Do modalities add up?", TRAINING_FILES, rq2, PER_PROTOCOL),
+                     ("RQ3. What does temporal information add?", TRAINING_FILES, rq3, PER_PROTOCOL),
+                     ("RQ4. Frozen pretrained vs hand-crafted vs random-init", (*TRAINING_FILES, "stores.csv"), rq4,
+                      PER_PROTOCOL),
+                     ("RQ5. Where does it fail?", (*TRAINING_FILES, "predictions.parquet"), rq5, PER_PROTOCOL),
+                     ("RQ6. Which conclusions change when the speaker is normalised away?",
+                      (*TRAINING_FILES, "stores.csv"), protocols.changes),
+                     ("RQ7. How many clips of a new speaker does speaker normalisation need?", ("probes.csv",),
+                      protocols.enrolment)]

@@ -18,7 +18,7 @@ from ..probes.linear import HEADLINE_LAYERS
 N_BOOT = 2000  # speaker resamples: stable 95 % percentile intervals in well under a second per system
 LEVEL = 0.95
 SEED = 0
-SYSTEM = ["features", "probe", "fusion", "layer"]  # what identifies a system in predictions
+SYSTEM = ["features", "normalisation", "probe", "fusion", "layer"]  # what identifies a system in predictions
 
 
 def fold_interval(values, level: float = LEVEL) -> dict:
@@ -40,7 +40,7 @@ def over_folds(table: pd.DataFrame, by: list[str], value: str, level: float = LE
 def shapley_summary(per_fold: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """shapley.csv: per level x player x metric x method, the mean Shapley value over folds with its
     t-interval over folds, and the sampling standard error of that mean (0 for exact values)."""
-    keys = ["level", "player", "metric", "method", "estimator"]
+    keys = ["normalisation", "level", "player", "metric", "method", "estimator"]
     table = over_folds(per_fold, keys, "shapley", level).rename(columns={"mean": "shapley_mean", "std": "shapley_std"})
     se = per_fold.groupby(keys, sort=False).sampling_se.apply(lambda s: float(np.sqrt((s ** 2).sum()) / len(s)))
     return table.merge(se.rename("sampling_se").reset_index(), on=keys)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .. import config, encoders, probes
 from .. import results as results_schema
@@ -21,6 +22,7 @@ from ..data import clips as clip_table
 from ..data import labels
 from ..data.manifest import FIELDS
 from ..errors import NoDataError
+from ..probes import normalise
 from ..probes.linear import HEADLINE_LAYERS
 from ..store.store import PROVENANCE_COLUMNS
 from . import stats
@@ -31,6 +33,7 @@ REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"
 STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks read as NaN
 HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
 MADE_BY = results_schema.MADE_BY  # each results file's command, for the lines saying one is absent
+NORMALISED = ("probes.csv", "probes_summary.csv", "shapley.csv", "transfer.csv", "duration.csv")  # a row per protocol
 # RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
 READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
@@ -43,6 +46,24 @@ class Results:
     dir: Path
     tables: dict[str, pd.DataFrame | Path | None] = field(default_factory=dict)
     derived: dict = field(default_factory=dict)  # costly tables computed from the files, kept by name
+    normalisation: str | None = None  # set by `under`: every NORMALISED table holds that protocol's rows only
+
+    def under(self, normalisation: str) -> "Results":
+        """The same folder seen under one protocol (probes.normalise): its rows of every NORMALISED
+        file (a file without the protocol's rows reads as absent) and its predictions."""
+        tables = dict(self.tables)
+        for name in NORMALISED:
+            table = tables.get(name)
+            if table is not None:
+                kept = table[table.normalisation == normalisation].reset_index(drop=True)
+                tables[name] = kept if len(kept) else None
+        return Results(self.dir, tables, normalisation=normalisation)
+
+    @property
+    def normalisations(self) -> list[str]:
+        """The protocols probes.csv holds, in normalise.DEFAULT order (then any other)."""
+        present = set(self.tables["probes.csv"].normalisation) if self.has("probes.csv") else set()
+        return [n for n in normalise.NORMALISATIONS if n in present]
 
     def memo(self, name: str, compute):
         """compute() once per Results: for a table more than one section of the report needs."""
@@ -62,8 +83,11 @@ class Results:
         return f"not available: {config.relative(self.dir / absent)} is absent (made by `{MADE_BY[absent]}`)"
 
     def predictions(self, system: dict) -> pd.DataFrame:
-        """Per-clip test predictions of one system (headline layer), every fold and seed."""
-        return headline(probes.read_predictions(self.tables["predictions.parquet"], **system))
+        """Per-clip test predictions of one system (headline layer), every fold and seed (under `normalisation`)."""
+        path = self.tables["predictions.parquet"]
+        by_protocol = self.normalisation and "normalisation" in pq.read_schema(path).names  # older files: one protocol
+        where = {**system, **({"normalisation": self.normalisation} if by_protocol else {})}
+        return headline(probes.read_predictions(path, **where))
 
 
 def same_stores(table, stores, column: str, name: str):
@@ -79,9 +103,10 @@ def same_stores(table, stores, column: str, name: str):
     return kept if len(kept) else None
 
 
-def load(results_dir=None, data_root=None) -> Results:
-    """Read every results file present. Clip attributes come from clips.csv, else from the clips table
-    of data_root when one is given."""
+def load(results_dir=None, data_root=None, normalisation: str | None = "global") -> Results:
+    """Read every results file present, seen under one protocol (Results.under; None: every protocol,
+    for documents that set them side by side). Clip attributes come from clips.csv, else from the
+    clips table of data_root when one is given."""
     folder = config.results_dir(results_dir)
     tables = {name: results_schema.read(folder, name) for name in results_schema.FILES}
     predictions = folder / results_schema.PREDICTIONS
@@ -92,12 +117,16 @@ def load(results_dir=None, data_root=None) -> Results:
         tables["stores.csv"] = stores.astype({c: object for c in text})  # an all-empty column reads as float
     for name, column in (("transfer.csv", "features"), ("duration.csv", "store")):
         tables[name] = same_stores(tables[name], tables["stores.csv"], column, name)
+    for name in NORMALISED:  # files made before the protocols existed hold the speaker-independent one
+        if tables[name] is not None and "normalisation" not in tables[name]:
+            tables[name] = tables[name].assign(normalisation="global")
     if tables["clips.csv"] is None and data_root is not None:
         try:
             tables["clips.csv"] = clip_table.load(data_root, verbose=False).drop(columns=["audio", "video"])
         except NoDataError:
             pass
-    return Results(folder, tables)
+    res = Results(folder, tables)
+    return res if normalisation is None else res.under(normalisation)
 
 
 # -- formatting --------------------------------------------------------------------------------
@@ -490,3 +519,68 @@ def ua_by(preds: pd.DataFrame, clips: pd.DataFrame, column: str) -> pd.DataFrame
     rows = [{"value": READABLE.get(column, {}).get(value, value), "ua": ua(part), "clips": part.key.nunique()}
             for value, part in joined.groupby(column)]
     return pd.DataFrame(rows)
+
+
+# -- protocols (probes.normalise) and the enrolment curve ------------------------------------------
+def protocol_systems(res: Results) -> list[dict]:
+    """The systems set side by side under every protocol: the reference, every base set and random
+    control alone, each combination of modalities (auto fusion of all its base sets) and the MLP on
+    the early fusion of all base sets, in that order."""
+    table = sets(res)
+    singles = [single(f) for f in table[table.role.isin(["base", "random control"])].features]
+    combos = [as_system(s) for s in modality_systems(res).itertuples() if s.n_sets > 1]
+    everything = all_sets(res)
+    mlp = [{**everything, "probe": "mlp", "fusion": "early"}] if everything else []
+    return [REFERENCE, *singles, *combos, *mlp]
+
+
+def protocol_table(res: Results, systems: list[dict]) -> pd.DataFrame:
+    """Per system, under each protocol the results hold: UA mean over folds (x seeds) and std; long
+    format (system index, normalisation, ua_mean, ua_std)."""
+    rows = []
+    for normalisation in res.normalisations:
+        scores = probes.summarise(headline(res.under(normalisation)["probes.csv"]))
+        for i, system in enumerate(systems):
+            row = where(scores, system)
+            if len(row):
+                rows.append({"system": i, "normalisation": normalisation, "ua_mean": row.ua_mean.iloc[0],
+                             "ua_std": row.ua_std.iloc[0]})
+    return pd.DataFrame(rows, columns=["system", "normalisation", "ua_mean", "ua_std"])
+
+
+def compare_protocols(res: Results, system: dict, a: str, b: str = "global") -> dict:
+    """One system under protocol a minus under protocol b: `compare`'s figures (fold means, and the
+    paired speaker bootstrap on the same clips when predictions are at hand)."""
+    folds = {n: where(fold_scores(res.under(n)), system).set_index("fold").ua for n in (a, b)}
+    diff = (folds[a] - folds[b]).dropna()
+    out = {"fold_diff": diff.mean(), "wins": int((diff > 0).sum()), "n_folds": len(diff)}
+    if res.has("predictions.parquet") and len(diff):
+        out.update(stats.paired_bootstrap(res.under(a).predictions(system), res.under(b).predictions(system)))
+    return out
+
+
+def enrolment_curve(res: Results) -> pd.DataFrame:
+    """enrolment.csv as a curve: per features x enrolment x k, UA mean over folds of each draw, then
+    the mean and std over draws; with the same system's UA under `global` and under `speaker` with
+    every clip (probes.csv), and the share of that gain the k clips reach."""
+    table = res["enrolment.csv"]
+    per_draw = table.groupby(["features", "fusion", "enrolment", "k", "draw"], dropna=False).ua.mean()
+    curve = per_draw.groupby(["features", "fusion", "enrolment", "k"], dropna=False).agg(["mean", "std"]).reset_index()
+    references = {}
+    for normalisation in ("global", "speaker"):
+        if normalisation in res.normalisations:
+            scores = probes.summarise(headline(res.under(normalisation)["probes.csv"]))
+            references[normalisation] = scores[scores.probe == "linear"].set_index(["features", "fusion"]).ua_mean
+    for normalisation, column in (("global", "ua_global"), ("speaker", "ua_all_clips")):
+        ref = references.get(normalisation)
+        curve[column] = [np.nan if ref is None else ref.get((f, m), np.nan) for f, m in zip(curve.features, curve.fusion)]
+    curve["share_of_gain"] = (curve["mean"] - curve.ua_global) / (curve.ua_all_clips - curve.ua_global)
+    return curve
+
+
+def clips_for_share(curve: pd.DataFrame, share: float) -> pd.Series:
+    """Per features (random draws): the fewest clips k whose mean UA reaches `share` of the gain
+    from `global` to `speaker` with every clip (NaN: none of the k tried)."""
+    drawn = curve[curve.k.notna()].sort_values("k")
+    return drawn.groupby("features").apply(
+        lambda g: g.k[g.share_of_gain >= share].min() if (g.share_of_gain >= share).any() else np.nan)
