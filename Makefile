@@ -14,10 +14,13 @@ CONTEXT_VARIANTS ?= whisper-tiny.en whisper-base
 # RQ5: encoders re-run on each clip's first CUT_SECONDS, then probed by experiments/duration.py
 CUT_ENCODERS ?= egemaps whisper-tiny.en whisper-base
 CUT_SECONDS ?= 1 1.5 2 2.5 3
+# RQ7: unlabelled clips per test speaker behind the `speaker` protocol's statistics, and random draws of them
+ENROLMENT_K ?= 1 2 4 8 16 32
+ENROLMENT_DRAWS ?= 3
 export RAVDESS_ROOT
 
 .PHONY: setup test download audio-offline audio-hub controls variants cuts openface video face probes transfer \
-	duration findings all offline
+	duration enrolment findings all offline
 
 setup:  ## create .venv, install the pinned requirements and the emoprobe package (editable)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,11 +75,14 @@ transfer:  ## RQ5: probes trained on the male actors tested on the female ones, 
 duration:  ## RQ5: UA when only each clip's first seconds are heard (needs `make cuts`)
 	$(PY) experiments/duration.py
 
+enrolment:  ## RQ7: the `speaker` protocol with only k unlabelled clips of each test speaker (after `make probes`)
+	$(PY) experiments/enrolment.py --k $(ENROLMENT_K) --draws $(ENROLMENT_DRAWS)
+
 findings:  ## findings.md and research_questions.md from results/, then the notebooks in place
 	$(PY) experiments/make_findings.py
 	$(PY) experiments/run_notebooks.py
 
-all: audio-offline audio-hub controls variants cuts openface video face probes transfer duration findings  ## everything (hub models need internet)
+all: audio-offline audio-hub controls variants cuts openface video face probes transfer duration enrolment findings  ## everything (hub models need internet)
 
 offline: export HF_HUB_OFFLINE := 1  # no hub lookups at all (else each model retries the network first)
-offline: audio-offline controls variants cuts openface face probes transfer duration findings  ## what runs with no internet (the committed results)
+offline: audio-offline controls variants cuts openface face probes transfer duration enrolment findings  ## what runs with no internet (the committed results)

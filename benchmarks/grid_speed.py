@@ -12,8 +12,9 @@ to temporary folders. Written to results/benchmarks/grid_speed.json: wall and CP
 (CPU: all processes of the grid together), the ratio, the new grid's seconds and arithmetic per part
 (summed over its processes) and what that arithmetic would take at PEAK_GFLOPS (the floor), the
 agreement of every results row both grids make (UA differences, their distribution and the worst
-rows, how often an inner-CV choice changed), what a second normalisation protocol would cost (twice
-every probe), and the machine's load average before and after.
+rows under the `global` protocol, the only one an older grid has; how often an inner-CV choice
+changed), the protocols the new grid ran (--normalisations: all of them by default) and its seconds
+per protocol, and the machine's load average before and after.
 Not a test: timings depend on the machine and on what else runs on it.
 """
 
@@ -79,7 +80,10 @@ def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
     """How the rows both grids make agree: UA differences (points) per row and per system (the mean
     over folds and seeds), the worst systems, how often each inner-CV choice differs, and for every
     system more than 0.5 points apart, in how many of its folds a choice differs (its trace)."""
-    both = old.merge(new, on=ROW_KEYS, suffixes=("_old", "_new"))
+    if "normalisation" in new and "normalisation" not in old:  # an older grid: the speaker-independent protocol
+        new = new[new.normalisation == "global"]
+    keys = ROW_KEYS + (["normalisation"] if "normalisation" in old and "normalisation" in new else [])
+    both = old.merge(new, on=keys, suffixes=("_old", "_new"))
     both["d_ua"] = 100 * (both.ua_new - both.ua_old)
     both["choice_changed"] = False
     changed = {}
@@ -119,6 +123,7 @@ def main(argv=None):
     p.add_argument("--old-commit", default=OLD_COMMIT, help="the commit whose grid is 'today's' (default: %(default)s)")
     p.add_argument("--skip-old", action="store_true", help="time only this tree's grid")
     p.add_argument("--note", default="", help="what else ran on the machine (recorded with the results)")
+    cli.add_normalisations(p)
     p.add_argument("--out", help="folder for grid_speed.json (default: results/benchmarks)")
     args = p.parse_args(argv)
 
@@ -149,12 +154,13 @@ def main(argv=None):
         print("new grid...", flush=True)
         timing = tmp / "timing.json"
         new = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "new_results"),
-                     "--timing", str(timing), "--no-parts", "--no-progress"], REPO)
+                     "--timing", str(timing), "--no-parts", "--no-progress",
+                     "--normalisations", *args.normalisations], REPO)
         new["n_results"] = count_rows(tmp / "new_results" / "probes.csv")
         new.update(json.loads(timing.read_text()))
-        new_rows = pd.read_csv(tmp / "new_results" / "probes.csv", usecols=["fusion", "fold"])
+        new_rows = pd.read_csv(tmp / "new_results" / "probes.csv", usecols=["fusion", "fold", "normalisation"])
         new["n_folds"] = int(new_rows.fold.nunique())
-        new["n_fusion_folds"] = int((new_rows.fusion == "early").sum())  # one early row per fusion and fold
+        new["n_fusion_folds"] = int((new_rows.fusion == "early").sum())  # one early row per fusion, fold, protocol
         report["new"] = new
         if "old" in report:
             read = lambda side: pd.read_csv(tmp / f"{side}_results" / "probes.csv", dtype={"layer": str})  # noqa: E731
@@ -165,7 +171,7 @@ def main(argv=None):
     # The power set, if every further fusion cost what the measured ones cost on average (an
     # underestimate: the subsets sampled past 10 base sets are mostly pairs and prefixes).
     fusion_s = parts.get("fusions, early", 0.0) + parts.get("fusions, late and stack", 0.0)
-    power_set_fusion_folds = (2 ** new["n_base_sets"] - 1 - new["n_base_sets"]) * new["n_folds"]
+    power_set_fusion_folds = (2 ** new["n_base_sets"] - 1 - new["n_base_sets"]) * new["n_folds"] * len(args.normalisations)
     extra_fusion_folds = max(0, power_set_fusion_folds - new["n_fusion_folds"])
     power_set_s = new["wall_s"] + fusion_s / max(1, new["n_fusion_folds"]) * extra_fusion_folds / JOBS
     early_share = parts.get("fusions, early", 0.0) / sum(parts.values())
@@ -178,7 +184,8 @@ def main(argv=None):
         "estimated_wall_s_without_early_fusion": round(new["wall_s"] * (1 - early_share), 1),
         "floor_s_per_part_at_peak": floor, "floor_s_at_peak": round(sum(floor.values()), 1),
         "peak_gflops": PEAK_GFLOPS,
-        "estimated_wall_s_with_a_second_protocol": round(2 * new["wall_s"], 1),
+        "normalisations": args.normalisations,
+        "wall_s_per_protocol": round(new["wall_s"] / len(args.normalisations), 1),
         "fusion_part_s_per_fusion_and_fold": round(fusion_s / max(1, new["n_fusion_folds"]), 3),
         "estimated_power_set_wall_s": round(power_set_s, 1)}
     if "old" in report:
@@ -190,7 +197,8 @@ def main(argv=None):
     (out / "grid_speed.json").write_text(json.dumps(report, indent=1) + "\n")
     if not args.features:  # the whole default grid on every complete store: its own record
         (out / "grid_full.json").write_text(json.dumps({k: new[k] for k in ("grid_s", "wall_s", "cpu_s", "n_base_sets",
-                                                                           "jobs", "parts_s", "parts_gflop")},
+                                                                           "jobs", "normalisations", "parts_s",
+                                                                           "parts_gflop")},
                                                        indent=1) + "\n")
     print(json.dumps(report["summary"], indent=1))
     print(f"-> {config.relative(out / 'grid_speed.json')}")

@@ -12,8 +12,8 @@ base_set, default_pooling, layered, n_layers, first_seconds):
            layered pretrained encoder, its random-init twin and its "-30s" context variant
     face   action-unit-like features on every speech clip; a 4-clip face encoder (too few to probe)
     video  a 4-clip layered encoder and its shuffled-frame variant (the frame-order control)
-The results are made by the real scripts: train_probes.py (the grid), transfer.py (speech -> song)
-and duration.py, on an empty-file RAVDESS tree whose names carry the labels. Deterministic: a rerun
+The results are made by the real scripts: train_probes.py (the grid, under every protocol),
+transfer.py (speech -> song), duration.py and enrolment.py (fewer k and draws), on an empty-file RAVDESS tree whose names carry the labels. Deterministic: a rerun
 writes the same arrays and the same results.
 """
 
@@ -196,7 +196,8 @@ def write_ravdess_tree(root: Path) -> None:
 
 def make_results(embeddings: Path, out: Path, jobs: int):
     """The real scripts on the synthetic stores: the grid, speech -> song transfer, clip duration."""
-    train_probes, transfer, duration = (script(name) for name in ("train_probes", "transfer", "duration"))
+    train_probes, transfer, duration, enrolment = (script(name) for name in ("train_probes", "transfer", "duration",
+                                                                            "enrolment"))
 
     tree = out.parent / "ravdess"  # the results name their data root: a fixed one keeps rebuilds identical
     write_ravdess_tree(tree)
@@ -207,6 +208,8 @@ def make_results(embeddings: Path, out: Path, jobs: int):
         transfer.main(["--train", data, "--test", data, "--test-channel", "song", *common,
                        "--out", str(out / "transfer.csv")])
         duration.main(["--data-root", data, *common, "--out", str(out / "duration.csv")])
+        enrolment.main(["--data-root", data, *common, "--out", str(out), "--k", "1", "4", "--draws", "2",
+                        "--jobs", str(jobs), "--quiet"])
     finally:
         shutil.rmtree(tree)
 

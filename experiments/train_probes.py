@@ -117,6 +117,7 @@ def main(argv=None):
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
         Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": n_base,
                                                  "all_subsets": args.all_subsets, "jobs": args.jobs,
+                                                 "normalisations": args.normalisations,
                                                  "parts_s": {k: round(v["seconds"], 1) for k, v in timing.items()},
                                                  "parts_gflop": {k: round(v["flops"] / 1e9, 1) for k, v in timing.items()}}))
     spent = ", ".join(f"{part} {v['seconds']:.0f} s" for part, v in timing.items())

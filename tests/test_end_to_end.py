@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent  # the environment running the tests (make setup's .venv in CI)
 TREE = {"actors": range(1, 9), "emotions": range(1, 9), "seconds": 1.0, "videos": 2}  # 64 clips, 2 mp4s
 # the RQ3/RQ5 extras on fewer encoders and cuts than the defaults (each is a full extraction)
-SMALLER = ["CONTEXT_VARIANTS=whisper-tiny.en", "CUT_ENCODERS=egemaps", "CUT_SECONDS=0.5"]
+SMALLER = ["CONTEXT_VARIANTS=whisper-tiny.en", "CUT_ENCODERS=egemaps", "CUT_SECONDS=0.5", "ENROLMENT_K=1 4",
+           "ENROLMENT_DRAWS=1"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def check_outputs(checkout: Path, log: str, hub_tried: bool) -> None:
             assert f"[audio/{name}] not run" in log  # the hub cannot be reached here: said, not fatal
     stores = pd.read_csv(checkout / "results" / "stores.csv")
     assert set(stores.n_clips) >= {n_clips}
-    for name in ("probes.csv", "stores.csv", "transfer.csv", "duration.csv"):  # made by this run, not committed
+    for name in ("probes.csv", "stores.csv", "transfer.csv", "duration.csv", "enrolment.csv"):  # made by this run
         made, committed = checkout / "results" / name, REPO / "results" / name
         assert made.exists() and len(pd.read_csv(made)), f"results/{name} missing or empty"
         assert not committed.exists() or made.read_bytes() != committed.read_bytes(), f"results/{name} is the committed one"

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emoprobe import config
+from emoprobe.probes import normalise
 from emoprobe.report import document, findings, questions, tables
 
 FIXTURE_RESULTS = config.REPO / "tests" / "fixtures" / "results_small" / "results"
@@ -20,7 +21,7 @@ REPORT_CODE = [*sorted((config.REPO / "emoprobe" / "report").glob("*.py")), conf
 
 
 def generate(results_dir) -> tuple[str, str]:
-    res = tables.load(results_dir)
+    res = tables.load(results_dir, normalisation=None)  # every protocol, as make_findings reads them
     return findings.findings(res), questions.questions(res)
 
 
@@ -58,11 +59,16 @@ def test_both_files_have_every_section_and_no_gap_on_the_fixture(fixture_text, t
                     "--out", out, "--questions-out", questions], check=True)
     text, answers = fixture_text
     assert out.read_text().strip() == text.strip() and questions.read_text().strip() == answers.strip()
-    for title in ("What was run", "What was not run", "Single feature sets", "Fusions", "Per-layer UA",
-                  "Per-emotion recall", "Shapley values"):
+    for title in ("Protocols side by side", "What was run", "What was not run", "Single feature sets", "Fusions",
+                  "Per-layer UA", "Per-emotion recall", "Shapley values"):
         assert f"## {title}" in text
-    for n in range(1, 6):
+    for n in range(1, 8):
         assert f"## RQ{n}." in answers
+    for name in normalise.DEFAULT:  # every per-protocol section, once under each protocol, labelled
+        heading = f"### Under `{name}` ("
+        assert text.count(heading) == 5 and answers.count(heading) == 5
+    assert "TRANSDUCTIVE" in text and "speaker minus global" in text
+    assert re.search(r"reaches half of the gain with \d+ clips?", answers) and "neutral and calm clips" in answers
     assert "not available: results" not in text + answers  # every file is in the fixture
     assert "(AudioSet): ast-audioset; weights from the model hub: none of them runs offline" in text
     assert "Reference: best single set (inner CV)" in text and re.search(r"ahead in \d of 6 folds", answers)
@@ -92,7 +98,7 @@ def test_absent_files_say_what_is_not_available_and_which_command_makes_it(tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     text, answers = generate(empty)
-    assert text.count("not available") >= 7 and answers.count("not available") == 5
+    assert text.count("not available") >= 8 and answers.count("not available") == 7  # a line per section
 
 
 def test_the_protocol_names_where_the_folds_come_from(tmp_path):
@@ -138,9 +144,10 @@ def test_results_made_from_other_stores_do_not_stand_in(tmp_path):
     stores.assign(finalized="made here").to_csv(results / "stores.csv", index=False)
     transfer = pd.read_csv(results / "transfer.csv")
     transfer.assign(finalized="elsewhere").to_csv(results / "transfer.csv", index=False)
-    assert tables.load(results)["transfer.csv"] is None
+    assert tables.load(results, normalisation=None)["transfer.csv"] is None
     transfer.assign(finalized="made here").to_csv(results / "transfer.csv", index=False)
-    assert len(tables.load(results)["transfer.csv"]) == len(transfer)
+    assert len(tables.load(results, normalisation=None)["transfer.csv"]) == len(transfer)
+    assert len(tables.load(results)["transfer.csv"]) == (transfer.normalisation == "global").sum()  # one protocol
 
 
 def test_losses_beyond_noise_are_judged_by_the_paired_speaker_bootstrap():

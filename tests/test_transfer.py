@@ -14,6 +14,7 @@ from corpus import ravdess_tree, voice, write_wav
 
 from emoprobe import cli, config
 from emoprobe.data import folds, manifest
+from emoprobe.probes import normalise
 from emoprobe.store.store import EmbeddingStore
 
 SECONDS = 0.6  # long enough for eGeMAPS' pitch and loudness statistics, short enough to stay fast
@@ -116,7 +117,8 @@ def test_transfer_between_corpora_scores_only_the_labels_they_share(corpora, tmp
     script_main("transfer")(["--train", str(corpora.a), "--test", str(corpora.b), "--label-map", *LABEL_MAP,
                              "--embeddings-dir", str(corpora.embeddings), "--out", str(out)])
     table = pd.read_csv(out)
-    assert sorted(table.features) == sorted(f"audio/{name}" for name in AUDIO)  # one row per store
+    assert sorted(table.features) == sorted(f"audio/{name}" for name in AUDIO for _ in normalise.DEFAULT)
+    assert sorted(table.normalisation) == sorted(normalise.DEFAULT * len(AUDIO))  # one row per store and protocol
     for row in table.to_dict("records"):
         assert set(row["labels"].split()) == SHARED
         assert row["n_test"] == 6 * len(SHARED) * CLIPS  # B's fearful clips are not tested

@@ -8,9 +8,12 @@ file is absent says which command makes it. research_questions.md: report.questi
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from .. import config
+from .. import results as results_schema
 from ..probes.linear import CONCAT
 from . import protocols
 from . import tables as t
@@ -42,7 +45,22 @@ def protocol(res: t.Results) -> list[str]:
             "Scaling, C, the layer of a layered encoder and the fusion method are chosen on each fold's training",
             "speakers only. UA = unweighted average recall (the headline), WA = accuracy. Tables give the mean ±",
             f"std over folds (the MLP: folds x {seeds} seeds) and the UA pooled over every test clip with its {LEVEL_TEXT}",
-            "interval from resampling speakers (report.stats): the clips of one speaker are not independent."]
+            "interval from resampling speakers (report.stats): the clips of one speaker are not independent.",
+            *settings_lines(res)]
+
+
+def settings_lines(res: t.Results) -> list[str]:
+    """The probe settings behind every number, from results/settings.json (written by the grid)."""
+    path = res.dir / results_schema.SETTINGS
+    if not path.exists():
+        return ["", f"{res.missing_file(results_schema.SETTINGS)}: the settings are the code's defaults."]
+    s = json.loads(path.read_text())
+    linear, fusion = s["linear"], s["fusion"]
+    return ["", f"Settings (`{config.relative(path)}`): linear probes' C from {linear['c_grid']} by "
+            f"{linear['inner_folds']}-fold speaker-grouped inner CV; fusion methods {', '.join(fusion['methods'])} and "
+            f"auto ({fusion['auto']}); early-fusion member scaling {', '.join(fusion['early_scalings'])}; MLP seeds "
+            f"{s['mlp_seeds']}; protocols {', '.join(f'`{n}`' for n in s.get('normalisations', ['global']))}; "
+            f"probe code digest `{s['probe_code_digest'][:12]}`."]
 
 
 def what_was_run(res: t.Results) -> list[str]:

@@ -130,7 +130,14 @@ def enrolment(res: t.Results) -> list[str]:
     lines += ["**Answer.** UA % against k (mean ± std over draws of the mean over folds; "
               f"{draws} draws), beside `speaker` with every clip and `global`:", "",
               t.markdown(cells.rename_axis("k clips per test speaker"), index=True), ""]
-    half, most = t.clips_for_share(curve, 0.5), t.clips_for_share(curve, 0.9)
+    even, half, most = (t.clips_for_share(curve, share) for share in (0.0, 0.5, 0.9))
+    fewest = int(drawn.k.min())
+
+    def below(k) -> str:
+        if pd.isna(k):
+            return f"`speaker` stays below `global` with up to {int(drawn.k.max())} clips"
+        return ("`speaker` is above `global` from one clip" if k == fewest
+                else f"`speaker` is below `global` with fewer than {int(k)} clips")
     for f in cells.columns:
         reach = lambda s: (f"more than the {int(drawn.k.max())} clips tried" if pd.isna(s.get(f))  # noqa: E731
                            else f"{int(s[f])} clip{'s' if s[f] > 1 else ''}")
@@ -138,7 +145,8 @@ def enrolment(res: t.Results) -> list[str]:
         calm_line = "".join(f"; {r.enrolment}: {t.pct(r.share_of_gain)} % of the gain"
                             for r in calm.itertuples() if np.isfinite(r.share_of_gain))
         lines.append(f"- {f}: the gain over `global` is {t.pct(ends.ua_all_clips[f] - ends.ua_global[f], True)} points "
-                     f"with every clip; half of it with {reach(half)}, 90 % with {reach(most)}{calm_line}.")
+                     f"with every clip; {below(even.get(f))}, reaches half of the gain "
+                     f"with {reach(half)}, 90 % with {reach(most)}{calm_line}.")
     lines += ["", "**Caveats.** Draws are of each test speaker's clips of every emotion in RAVDESS's proportions;",
               "a real user's first clips need not be. The enrolment clips are also scored, as in the grid."]
     return lines

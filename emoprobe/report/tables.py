@@ -77,10 +77,13 @@ class Results:
     def has(self, *files: str) -> bool:
         return all(self.tables.get(f) is not None for f in files)
 
+    def missing_file(self, name: str) -> str:
+        """'not available: <file> is absent (made by `<command>`)' for any results file by name."""
+        return f"not available: {config.relative(self.dir / name)} is absent (made by `{MADE_BY[name]}`)"
+
     def missing(self, *files: str) -> str:
         """'not available: <file> is absent (made by `<command>`)' for the first absent file."""
-        absent = next(f for f in files if not self.has(f))
-        return f"not available: {config.relative(self.dir / absent)} is absent (made by `{MADE_BY[absent]}`)"
+        return self.missing_file(next(f for f in files if not self.has(f)))
 
     def predictions(self, system: dict) -> pd.DataFrame:
         """Per-clip test predictions of one system (headline layer), every fold and seed (under `normalisation`)."""

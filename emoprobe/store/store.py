@@ -25,10 +25,14 @@ import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import config
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: extraction does not need it
+    import pandas as pd
 
 SEQUENCE = "sequence"  # per-clip array of per-frame / per-window features, kept in clips/ only
 SECONDS = "seconds"  # per-clip extraction time, summed into meta.json
@@ -232,7 +236,7 @@ PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "t
                       "model_id", "data_root", "precision", "seconds_extracting", "date", "finalized"]
 
 
-def provenance(stores: list[EmbeddingStore]) -> "pd.DataFrame":
+def provenance(stores: list[EmbeddingStore]) -> pd.DataFrame:
     """One row per store: what results/stores.csv tells readers about the stores behind the results
     (the stores themselves are not committed). Paths are relative, as the extractors wrote them."""
     import pandas as pd
