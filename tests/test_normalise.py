@@ -117,3 +117,16 @@ def test_speaker_subspace_shrinks_the_directions_speakers_differ_along_and_keeps
 def test_an_unknown_normalisation_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown normalisation 'nope'"):
         normalise.check(["global", "nope"])
+
+
+def test_a_set_with_nothing_left_after_normalisation_gets_chance_not_a_crash():
+    """Every clip of a speaker alike (e.g. one clip per speaker): under `speaker` no column is left, so
+    every probe, fusion and the MLP fall back to an intercept (chance UA) instead of failing."""
+    clips, X = synthetic()
+    speakers = clips.speaker.to_numpy()
+    same = np.stack([X[speakers == s][0] for s in speakers]).astype(np.float32)
+    sets = [FeatureSet("audio/a", list(clips.key), same[:, :6]), FeatureSet("face/b", list(clips.key), same[:, 6:])]
+    results, *_ = probes.run_grid(clips, sets, seeds=(0,), probes=("linear", "mlp"), log=lambda *_: None,
+                                  normalisations=("speaker",))
+    assert set(results.fusion) >= {"none", "early", "late", "stack", "auto"} and set(results.probe) == {"linear", "mlp"}
+    assert results.ua.between(0.0, 0.2).all()  # chance is 1/8

@@ -104,7 +104,7 @@ def scaling_weights(members: list[Rotated], exponent: float) -> np.ndarray:
     """Per member, the factor its variance is multiplied by: (mean v / v_m) ** exponent, v_m its
     total training variance (after z-scoring, its number of non-constant columns)."""
     v = np.array([m.variance for m in members])
-    return (v.mean() / v) ** exponent
+    return np.where(v > 0, (v.mean() / np.where(v > 0, v, 1.0)) ** exponent, 0.0)  # a member with no variance: none
 
 
 def early(members: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,

@@ -126,7 +126,9 @@ def inner_cv(groups: list[list[torch.Tensor]], y_train: np.ndarray, n_classes: i
     s sees them: their columns should be uncorrelated on the fitted rows (solver.fit_softmax)."""
     L, S, P = len(groups), split.max() + 1, len(c_grid)
     fit_pos = [np.flatnonzero(split != s) for s in range(S)]  # positions within the training rows
-    r = max(g.shape[1] for candidate in groups for g in candidate)
+    # at least one (zero) column: a block with no variance left (e.g. every clip of a speaker alone under
+    # the speaker protocol) gets an intercept-only probe, not a shapeless tensor
+    r = max(1, *(g.shape[1] for candidate in groups for g in candidate))
     coords = torch.stack([torch.nn.functional.pad(g, (0, r - g.shape[1])) for candidate in groups for g in candidate])
     n_max = max(map(len, fit_pos))
     pad = np.stack([np.pad(f, (0, n_max - len(f))) for f in fit_pos])
@@ -191,7 +193,7 @@ def width_batches(widths: list[int]) -> list[np.ndarray]:
 def batch_probe(blocks: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarray, test: np.ndarray,
                 split: np.ndarray, c_grid: np.ndarray) -> LinearFit:
     """`linear_probe` on blocks fitted in one batch (padded to the widest), without pair models."""
-    width = max(b.X.shape[1] for b in blocks)
+    width = max(1, *(b.X.shape[1] for b in blocks))  # one zero column at least (see inner_cv)
     X = torch.from_numpy(np.stack([np.pad(b.X, ((0, 0), (0, width - b.X.shape[1]))) for b in blocks]))
     L, S = len(blocks), split.max() + 1
     fit_pos = [np.flatnonzero(split != s) for s in range(S)]

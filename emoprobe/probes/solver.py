@@ -34,7 +34,7 @@ FLOPS = [0.0]  # the arithmetic this process's probes did (matrix products and e
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b, counted in FLOPS."""
-    FLOPS[0] += 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, a[..., 0, 0].numel())
+    FLOPS[0] += 2.0 * a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, a.shape[:-2].numel())
     return a @ b
 
 
@@ -117,6 +117,8 @@ def gram_basis(gram: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torc
 
 def descending(e: torch.Tensor, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """eigh's output largest first, without the directions whose eigenvalue is numerically zero."""
+    if not e.numel():  # nothing to decompose (a block with no column left)
+        return e, vectors
     keep = torch.flip(torch.nonzero(e > e.max() * EIGEN_RTOL)[:, 0], [0])
     return e[keep], vectors[:, keep]
 
