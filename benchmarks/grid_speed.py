@@ -5,16 +5,20 @@
         wav2vec2-base-randinit
 
 The old commit is checked out into a temporary `git worktree` and its experiments/train_probes.py is
-run with this interpreter and that worktree first on PYTHONPATH; then this tree's (with no parts to
-resume from, so it computes everything). Both read the same stores: a temporary folder of links to
+run with this interpreter and that worktree first on PYTHONPATH; then this tree's; both with no parts
+to resume from (so each computes everything) and under the same --normalisations (an old commit must
+know the option: OLD_COMMIT does). Both read the same stores: a temporary folder of links to
 the complete stores selected (so neither grid trips over a store still being extracted) and write
 to temporary folders. Written to results/benchmarks/grid_speed.json: wall and CPU seconds of each
 (CPU: all processes of the grid together), the ratio, the new grid's seconds and arithmetic per part
 (summed over its processes) and what that arithmetic would take at PEAK_GFLOPS (the floor), the
 agreement of every results row both grids make (UA differences, their distribution and the worst
-rows under the `global` protocol, the only one an older grid has; how often an inner-CV choice
-changed), the protocols the new grid ran (--normalisations: all of them by default) and its seconds
+systems, per protocol; only `global` rows when the old grid predates the protocols; how often an
+inner-CV choice changed), the protocols the new grid ran (--normalisations: all of them by default) and its seconds
 per protocol, and the machine's load average before and after.
+`--agree OLD NEW` runs no grid and writes only the agreement of two probes.csv files
+(grid_agreement.json), e.g. the committed results before and after a change of the solver: every
+protocol, every store, without timing an old grid again.
 Not a test: timings depend on the machine and on what else runs on it.
 """
 
@@ -33,11 +37,12 @@ import pandas as pd
 
 from emoprobe import cli, config
 from emoprobe.errors import NoDataError
+from emoprobe.probes import normalise
 from emoprobe.probes.features import selected
 from emoprobe.store.store import available_stores
 
 REPO = config.REPO
-OLD_COMMIT = "12a8b90"  # the grid before it was cut into parts (one process per fold, 1100 s on the committed stores)
+OLD_COMMIT = "d9fcfe5"  # the grid before the solver's products were turned (issue 18): 2824 s for three protocols
 TARGET_S = 60.0  # the whole default grid on the current stores, on a 2-core machine
 JOBS = 2  # processes, for both grids (their default)
 PEAK_GFLOPS = 190.0  # fp32 matrix-product rate of this 2-core machine: the floor is the arithmetic at this rate
@@ -97,7 +102,8 @@ def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
         differs = compared & ~same
         both["choice_changed"] |= differs
         changed[c] = {"compared": int(compared.sum()), "changed": int(differs.sum())}
-    systems = both.groupby(ROW_KEYS[:4])
+    system_keys = [*ROW_KEYS[:4], *(["normalisation"] if "normalisation" in keys else [])]
+    systems = both.groupby(system_keys)
     per_system = systems.d_ua.mean()
     folds_with_a_changed_choice = systems.choice_changed.sum()
     over = per_system[per_system.abs() > 0.5]
@@ -111,7 +117,7 @@ def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
             "systems_over_0.5_ua_with_a_changed_inner_cv_choice": int((folds_with_a_changed_choice[over.index] > 0).sum()),
             "abs_d_ua_system_quantiles": dict(zip(map(str, quantiles),
                                                   np.round(per_system.abs().quantile(quantiles), 3))),
-            "worst_systems": [{**dict(zip(ROW_KEYS[:4], key)), "d_ua_mean": round(float(per_system[key]), 3),
+            "worst_systems": [{**dict(zip(system_keys, key)), "d_ua_mean": round(float(per_system[key]), 3),
                                "rows_with_a_changed_choice": int(folds_with_a_changed_choice[key])}
                               for key in worst.index],
             "choices_changed": changed}
@@ -125,7 +131,18 @@ def main(argv=None):
     p.add_argument("--note", default="", help="what else ran on the machine (recorded with the results)")
     cli.add_normalisations(p)
     p.add_argument("--out", help="folder for grid_speed.json (default: results/benchmarks)")
+    p.add_argument("--agree", nargs=2, metavar=("OLD_PROBES_CSV", "NEW_PROBES_CSV"),
+                   help="run no grid: only the agreement of two probes.csv files made on the same stores (e.g. the "
+                   "committed one before and after a change of the solver) -> grid_agreement.json")
     args = p.parse_args(argv)
+    out = Path(args.out) if args.out else config.results_dir() / "benchmarks"
+    if args.agree:
+        read = lambda path: pd.read_csv(path, dtype={"layer": str}, low_memory=False)  # noqa: E731
+        report = {"old": args.agree[0], "new": args.agree[1], "agreement": agreement(*map(read, args.agree))}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "grid_agreement.json").write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps({k: v for k, v in report["agreement"].items() if k != "worst_systems"}, indent=1))
+        return
 
     data_root = str(config.data_root(args.data_root))
     stores_dir, stores = linked_stores(config.embeddings_dir(args.embeddings_dir), args.features)
@@ -145,8 +162,11 @@ def main(argv=None):
                            check=True, capture_output=True)
             try:
                 print(f"old grid ({args.old_commit})...", flush=True)
-                old = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "old_results")],
-                            worktree)
+                old_timing = tmp / "old_timing.json"
+                old = timed([sys.executable, "experiments/train_probes.py", *common, "--out", str(tmp / "old_results"),
+                             "--timing", str(old_timing), "--no-parts", "--no-progress",
+                             "--normalisations", *args.normalisations], worktree)
+                old.update({k: v for k, v in json.loads(old_timing.read_text()).items() if k.startswith("parts_")})
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True)
             old["n_results"] = count_rows(tmp / "old_results" / "probes.csv")
@@ -190,12 +210,12 @@ def main(argv=None):
         "estimated_power_set_wall_s": round(power_set_s, 1)}
     if "old" in report:
         report["summary"].update({"old_wall_s": report["old"]["wall_s"],
+                                  "old_parts_s": report["old"]["parts_s"], "new_parts_s": parts,
                                   "speedup_wall": round(report["old"]["wall_s"] / new["wall_s"], 2),
                                   "speedup_cpu": round(report["old"]["cpu_s"] / new["cpu_s"], 2)})
-    out = Path(args.out) if args.out else config.results_dir() / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid_speed.json").write_text(json.dumps(report, indent=1) + "\n")
-    if not args.features:  # the whole default grid on every complete store: its own record
+    if not args.features and set(args.normalisations) == set(normalise.DEFAULT):  # the whole default grid: its own record
         (out / "grid_full.json").write_text(json.dumps({k: new[k] for k in ("grid_s", "wall_s", "cpu_s", "n_base_sets",
                                                                            "jobs", "normalisations", "parts_s",
                                                                            "parts_gflop")},

@@ -10,7 +10,9 @@ Writes to --out:
     probes.csv          one row per features x layer x probe x fusion x fold x seed (explicit columns)
     probes_summary.csv  mean and std over folds (and seeds), pooled UA and its speaker-bootstrap interval
     feature_sets.csv    one row per features label x member store: find a fusion's members by joining
-    shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds
+    shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds: of
+                        the auto fusion (exact up to --max-exact base sets, else sampled), and of select and
+                        late fusion from every subset (exact)
     predictions.parquet every headline row's per-clip test predictions (emoprobe.probes.read_predictions)
     stores.csv          provenance of every complete store (what was run, clips, failures, seconds)
     settings.json       every setting that decides the numbers (C grids, inner folds, seeds, bootstrap...)
@@ -93,13 +95,14 @@ def main(argv=None):
         print(f"shard {args.shard} done in {time.perf_counter() - started:.0f} s: run train_probes.py without "
               "--shard (same options) once every shard is done, to assemble the results")
         return
-    results, predictions, feature_sets, timing = made
+    results, predictions, feature_sets, timing, every_subset = made
     elapsed = time.perf_counter() - started
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
                                               on=stats.SYSTEM)
     metrics = ["ua", *[c for c in results if c.startswith("recall_")]]
-    shapley = stats.shapley_summary(probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD,
-                                                         clips.label.nunique(), max_exact, args.permutations))
+    shapley = probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD, clips.label.nunique(), max_exact,
+                                   args.permutations)
+    shapley = stats.shapley_summary(pd.concat([shapley, every_subset], ignore_index=True))  # + select, late: exact
 
     out.mkdir(parents=True, exist_ok=True)
     results_schema.write(results, "probes.csv", out / "probes.csv", float_format="%.5f")
@@ -118,8 +121,11 @@ def main(argv=None):
         Path(args.timing).write_text(json.dumps({"grid_s": round(elapsed, 1), "n_base_sets": n_base,
                                                  "all_subsets": args.all_subsets, "jobs": args.jobs,
                                                  "normalisations": args.normalisations,
+                                                 "grid_s_per_protocol": round(elapsed / len(args.normalisations), 1),
+                                                 "made_by": "python experiments/train_probes.py --timing FILE",
                                                  "parts_s": {k: round(v["seconds"], 1) for k, v in timing.items()},
-                                                 "parts_gflop": {k: round(v["flops"] / 1e9, 1) for k, v in timing.items()}}))
+                                                 "parts_gflop": {k: round(v["flops"] / 1e9, 1) for k, v in timing.items()}},
+                                                indent=1) + "\n")
     spent = ", ".join(f"{part} {v['seconds']:.0f} s" for part, v in timing.items())
     print(f"{len(results)} results in {elapsed:.0f} s ({spent}, summed over folds) -> {config.relative(out)}")
     print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]

@@ -112,7 +112,7 @@ def test_grid_rows_carry_explicit_columns_and_feature_sets_name_the_members(monk
     sets = [FeatureSet("audio/a", list(clips.key), X[:, :6], weights="pretrained"),
             FeatureSet("face/b", list(clips.key), X[:, 6:], weights="third-party features"),
             FeatureSet("audio/r", list(clips.key), X[:, :4], weights="random control")]
-    results, predictions, feature_sets, seconds = grid(clips, sets[:2], extra=sets[2:])
+    results, predictions, feature_sets, seconds, every_subset = grid(clips, sets[:2], extra=sets[2:])
     assert set(results_schema.FILES["probes.csv"].names) <= set(results.columns)
     assert {f"recall_{e}" for e in labels.EMOTION_NAMES} <= set(results.columns)
     fused = results[results.n_members == 2]
@@ -129,7 +129,33 @@ def test_grid_rows_carry_explicit_columns_and_feature_sets_name_the_members(monk
     assert set(results[results.features == "audio/r"].probe) == {"linear", "mlp"}
     headline = results[results.layer.astype(str).isin(["all", "inner-best"])]
     assert len(predictions.groupby(["features", "probe", "fusion", "seed", "fold"])) == len(headline)
-    assert set(seconds) >= {"single sets, linear", "fusions, early", "fusions, late and stack", "MLP"}
+    assert set(seconds) >= {"single sets, linear", "fusions, early", "fusions, late and stack", "MLP",
+                            probes.grid.EVERY_SUBSET_PART}
+    assert set(every_subset.method) == set(probes.shapley.EVERY_SUBSET_METHODS)
+
+
+def test_every_subset_shapley_equals_the_grids_own_fusions_of_every_subset():
+    """select and late fusion scored on the power set (no fit of their own) give exactly the values and
+    Shapley values of the grid's fitted fusion rows, when the grid itself fits every subset."""
+    clips, X = synthetic(dim=16)
+    sets = [FeatureSet(f"{m}/s{i}", list(clips.key), X[:, 4 * i:4 * i + 4]) for i, m in
+            enumerate(["audio", "audio", "face", "video"])]
+    results, _, feature_sets, _, every = grid(clips, sets, probes=("linear",))
+    metrics = ["ua", *[f"recall_{e}" for e in labels.EMOTION_NAMES]]
+    keys = ["level", "player", "metric", "method", "fold"]
+    for method in probes.shapley.EVERY_SUBSET_METHODS:
+        fitted = probes.shapley_table(results, feature_sets, metrics, method).set_index(keys).shapley
+        power = every[every.method == method].set_index(keys).shapley
+        assert len(power) == len(fitted) == 6 * (4 + 3) * len(metrics)  # folds x (sets + modalities) x metrics
+        np.testing.assert_allclose(power.loc[fitted.index], fitted, atol=1e-9)
+    assert set(every.estimator) == {probes.shapley.EVERY_SUBSET}
+    # and still every subset when the fitted fusions are sampled (max_exact below the number of sets)
+    *_, sampled_grid_every = grid(clips, sets, probes=("linear",), max_exact=2, n_permutations=2)
+    pd.testing.assert_frame_equal(sampled_grid_every, every)
+    # exact_every is the dict-based exact estimator, vectorised
+    values = np.random.default_rng(0).normal(size=2 ** 4)
+    as_dict = {frozenset(i for i in range(4) if m >> i & 1): v for m, v in enumerate(values)}
+    np.testing.assert_allclose(probes.shapley.exact_every(values), list(probes.shapley.exact(as_dict, range(4)).values()))
 
 
 def test_layered_sets_get_a_probe_per_layer_and_an_inner_cv_choice():

@@ -74,6 +74,7 @@ def test_both_files_have_every_section_and_no_gap_on_the_fixture(fixture_text, t
     assert "Reference: best single set (inner CV)" in text and re.search(r"ahead in \d of 6 folds", answers)
     assert "auto fusion" in answers and "-30s" in answers and "its random twin" in answers
     assert "analysis/figures/02_shapley_modalities.png" in answers
+    assert text.count("### Exact values from every subset: select and late fusion") == len(normalise.DEFAULT)
 
 
 def test_other_store_names_give_the_same_sentences(fixture_text, tmp_path):

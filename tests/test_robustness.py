@@ -376,7 +376,7 @@ def test_same_seed_gives_identical_probe_results(monkeypatch):
     features = [probes.FeatureSet("audio/layered", list(clips.key), layered)]  # per-layer linear + MLP
 
     def grid():
-        results, predictions, _, _ = probes.run_grid(clips, features, seeds=(0, 1), log=lambda *_: None)
+        results, predictions, *_ = probes.run_grid(clips, features, seeds=(0, 1), log=lambda *_: None)
         return results, predictions
 
     (results_a, preds_a), (results_b, preds_b) = grid(), grid()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .linear import C_GRID, LinearFit, final_fit, inner_cv, oof_ua
+from .linear import C_GRID, InnerCV, LinearFit, final_fit, inner_cv, oof_ua
 from .solver import Rotated, eigen_coordinates, gram_coordinates, matmul, rotation
 
 EARLY_SCALINGS = {"blocks": 1.0}  # exponent a: member m's variance times (mean v / v_m)^a; add "columns": 0.0 to let inner CV choose
@@ -137,10 +137,23 @@ def early(members: list[Rotated], y: np.ndarray, n_classes: int, train: np.ndarr
     C = EARLY_C_GRID[cv.best_C[chosen]]
     features, K = sources[chosen]
     coords = eigen_coordinates(features, train)[0] if features is not None else gram_coordinates(K, train)
-    test_logp = final_fit(coords[None], y, n_classes, train, test, np.array([C]))[0]
+    test_logp = final_fit(coords[None], y, n_classes, train, test, np.array([C]),
+                          inner_start(cv, chosen, groups[chosen], coords[train]))[0]
     system = System(float(cv.inner_ua[chosen].max()), cv.oof[chosen, cv.best_C[chosen]], test_logp, float(C),
                     scaling=list(EARLY_SCALINGS)[chosen])
     return system, Rotated(coords.numpy(), float(sum(m.variance for m in members)))
+
+
+def inner_start(cv: InnerCV, candidate: int, split_coords: list[torch.Tensor], coords: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A warm start for a final fit in `coords` (the training rows' coordinates, uncorrelated): the
+    inner splits' fits of one candidate at its chosen C, averaged as functions of the training rows
+    (their logits least-squares mapped into `coords`; split_coords[s]: the training rows in split s's
+    coordinates). It starts the final fit near its optimum: about a third fewer iterations (measured)."""
+    C = cv.best_C[candidate]
+    logits = torch.stack([x @ cv.W[candidate, s, C, :x.shape[1]] for s, x in enumerate(split_coords)]).mean(0)
+    W = (coords.T @ logits) / coords.square().sum(0).clamp_min(1e-30)[:, None]  # columns of coords: orthogonal
+    return W[None, None], cv.b[candidate, :, C].mean(0)[None, None]
 
 
 def late(members: list[System], y_train: np.ndarray, split: np.ndarray) -> System:

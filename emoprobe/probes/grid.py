@@ -9,7 +9,9 @@ Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training spe
    coalition `shapley.coalitions` asks for (all of them up to shapley.MAX_EXACT_PLAYERS base sets);
 3. "best single set (inner CV)": the base set with the best inner-CV UA, the reference a fusion must
    beat, chosen without test labels;
-4. the MLP on the early fusion of all base sets.
+4. the MLP on the early fusion of all base sets;
+5. select and late fusion on EVERY subset of the base sets, for exact Shapley values of those
+   methods however many base sets the others sample (shapley.every_subset: no fit of their own).
 The work is cut into parts, each one feature set in one fold or FUSION_CHUNK fusions in one fold,
 run in parallel processes behind one progress bar; a finished part is kept on disk under the digest
 of its inputs (parts.Parts), so a killed grid re-run resumes and ends with the uninterrupted result.
@@ -42,6 +44,7 @@ from .solver import Rotated
 BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
 FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
+EVERY_SUBSET_PART = "fusions, every subset (select, late)"  # its seconds in the grid's timing
 PREDICTION_COLUMNS = ["features", "normalisation", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
@@ -245,6 +248,17 @@ class FoldRun:
                   extra={"inner_ua": best.system.inner_ua, "C": best.system.C, "chosen_set": best.prepared.fs.name,
                          "chosen_layer": best.layer})
 
+    def every_subset(self, members: list[Member]) -> pd.DataFrame:
+        """Exact Shapley values of select and late fusion over every subset of the members
+        (shapley.every_subset), on the test clips every member has."""
+        tested = [m.prepared.rows[self.local(m.prepared.rows)[1]] for m in members]
+        common = reduce(np.intersect1d, tested)
+        logp = np.stack([m.logp[np.searchsorted(m.prepared.rows, common)] for m in members])
+        table = shapley.every_subset(logp, np.array([m.system.inner_ua for m in members]), self.y[common],
+                                     self.classes, [m.prepared.fs.store for m in members],
+                                     [m.prepared.fs.modality for m in members])
+        return table.assign(normalisation=members[0].prepared.normalisation)
+
 
 def member_layers(members: list[Member]) -> str:
     """The layer (or linear.CONCAT) inner CV chose for each member, in member order ('-': not layered), e.g. '-+5'.
@@ -338,10 +352,13 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
              n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1, log=print, parts_dir=None,
              progress: bool = False, shard: tuple[int, int] | None = None,
              normalisations=("global",), enrolment: np.ndarray | None = None,
-             enrol_training_speakers: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict] | None:
+             enrol_training_speakers: bool = False
+             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | None] | None:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
-    label x member; timing: per part of the grid, its seconds and flops summed over folds).
+    label x member; timing: per part of the grid, its seconds and flops summed over folds;
+    every_subset: exact Shapley values of select and late fusion from every subset, per fold, as
+    shapley_table's rows, or None past shapley.EVERY_SUBSET_MAX_PLAYERS base sets).
 
     base sets are fused (and sampled for Shapley values past max_exact of them); extra sets (other
     poolings, random controls) are probed alone. parts_dir: where finished parts are kept (a re-run
@@ -439,6 +456,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     fused_by_fold = {}
     for (_, _, (fold, *_)), part in zip(fusion_tasks, fused):
         fused_by_fold.setdefault(fold, []).append(part)
+    every = []  # the power set of select and late fusion (shapley.every_subset), per fold and normalisation
     for fold, test in fold_speakers.items():
         done += by_fold[fold] + fused_by_fold.get(fold, [])
         for index in base_index.values():
@@ -447,6 +465,11 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
                 best = FoldRun(fold, test, *context, log=say)
                 best.best_single(members)
                 done.append(Part(best.rows, best.predictions, {}, best.members, []))
+                if len(members) <= shapley.EVERY_SUBSET_MAX_PLAYERS:
+                    started = best.clock()
+                    every.append(best.every_subset(members).assign(fold=fold))
+                    best.timed(EVERY_SUBSET_PART, started)
+                    done[-1].seconds = best.seconds
     results = pd.DataFrame([row for part in done for row in part.rows])
     results = results.reindex(columns=results_schema.FILES["probes.csv"].ordered(classes))  # the declared columns
     predictions = pd.concat([p for part in done for p in part.predictions], ignore_index=True)
@@ -459,7 +482,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             total = seconds.setdefault(k, {"seconds": 0.0, "flops": 0.0})
             total["seconds"] += v["seconds"]
             total["flops"] += v["flops"]
-    return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds
+    every_subset = pd.concat(every, ignore_index=True) if every else None
+    return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds, every_subset
 
 
 def settings(scheme: str, seeds, probes, max_exact: int, n_permutations: int,

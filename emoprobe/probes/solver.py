@@ -109,10 +109,15 @@ def gram_coordinates(gram: torch.Tensor, train: np.ndarray) -> torch.Tensor:
 
 
 def gram_basis(gram: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(coordinates gram @ B, eigenvalues e, B = U / sqrt(e)) from the eigenvectors U of gram[rows]."""
+    """(coordinates gram @ B, eigenvalues e, B = U / sqrt(e)) from the eigenvectors U of gram[rows].
+    The rows' own coordinates are U sqrt(e) (= gram[rows] @ B): only the other rows need the product."""
     e, U = descending(*eigh(gram[rows]))
     B = U / e.sqrt()
-    return gram @ B, e, B
+    coords = torch.empty(len(gram), len(e))
+    others = np.setdiff1d(np.arange(len(gram)), rows)
+    coords[rows] = U * e.sqrt()
+    coords[others] = matmul(gram[others], B)
+    return coords, e, B
 
 
 def descending(e: torch.Tensor, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,11 +147,14 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
     P, K = C.shape[1], Y.shape[2]
     n_fit = rows.sum(1)
     # The batch: tensors of the groups and problems still being optimised (both axes shrink as pairs
-    # converge: a converged group costs nothing, however slow the others are).
-    batch = {"X": X, "Y": Y[:, :, None],
-             "row_weight": (rows / n_fit[:, None])[:, :, None, None],  # mean cross-entropy per problem
+    # converge: a converged group costs nothing, however slow the others are). Per-row tensors are laid
+    # out (group, problem, class, row): the products then have the few problems x classes as rows,
+    # (P K, r) x (r, n) and (P K, n) x (n, r), which run 1.3x (40 rows) to 3x (8 rows) faster than
+    # the same products with them as columns (measured on this machine's BLAS, one thread).
+    batch = {"X": X, "Y": Y.transpose(1, 2)[:, None],  # (G, 1, K, n)
+             "row_weight": (rows / n_fit[:, None])[:, None, None],  # (G, 1, 1, n): mean cross-entropy per problem
              "penalty": 1.0 / (2 * C * n_fit[:, None]),  # (G, P): sklearn's ||W||^2 / 2 after dividing by C n
-             "X_T": X.transpose(1, 2).contiguous(),  # (G, r, n): the gradient's product reads it in order
+             "X_T": X.transpose(1, 2).contiguous(),  # (G, r, n)
              "X_sq": X.square()}  # for the diagonal curvature
 
     def evaluate(W, b):
@@ -154,17 +162,16 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
         g, p_ = W.shape[:2]
         X_, Y_, row_weight, penalty = batch["X"], batch["Y"], batch["row_weight"], batch["penalty"]
         FLOPS[0] += 2.0 * g * n * r * p_ * (2 * K + 1)  # logits, gradient and curvature products
-        logits = torch.bmm(X_, W.permute(0, 2, 1, 3).reshape(g, r, p_ * K)).reshape(g, n, p_, K)
-        logp = log_softmax(logits + b[:, None])
-        f = -(logp * Y_ * row_weight).sum((1, 3)) + penalty * W.square().sum((2, 3))
+        W_rows = W.transpose(2, 3).reshape(g, p_ * K, r)
+        logits = torch.bmm(W_rows, batch["X_T"]).reshape(g, p_, K, n)
+        logp = log_softmax(logits + b[..., None], dim=2)
+        f = -(logp * Y_ * row_weight).sum((2, 3)) + penalty * W.square().sum((2, 3))
         prob = logp.exp()
-        residual = (prob - Y_) * row_weight  # (g, n, P, K)
-        gW = torch.bmm(batch["X_T"], residual.reshape(g, n, p_ * K)).reshape(g, r, p_, K).permute(0, 2, 1, 3)
+        residual = (prob - Y_) * row_weight  # (g, P, K, n)
+        gW = torch.bmm(residual.reshape(g, p_ * K, n), X_).reshape(g, p_, K, r).transpose(2, 3)
         curvature = prob * (1 - prob) * row_weight
-        # (P, n) x (n, r): with the few problems as rows, not as the columns of an (r, n) x (n, P)
-        # product, this skinny product runs about 6x faster (measured), at the same flops
-        hW = torch.bmm(curvature.mean(-1).transpose(1, 2), batch["X_sq"])[..., None] + 2 * penalty[..., None, None]
-        return f, gW + 2 * penalty[..., None, None] * W, residual.sum(1), hW, curvature.sum(1) + 1e-8
+        hW = torch.bmm(curvature.mean(2), batch["X_sq"])[..., None] + 2 * penalty[..., None, None]
+        return f, gW + 2 * penalty[..., None, None] * W, residual.sum(3), hW, curvature.sum(3) + 1e-8
 
     def dot(a, c, a_b, c_b):
         return (a * c).sum((2, 3)) + (a_b * c_b).sum(2)
@@ -228,10 +235,10 @@ def fit_softmax(X: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, C: torch.T
     return W_out, b_out
 
 
-def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """log_softmax over the last axis; written out because torch's kernel is ~4x slower for few classes."""
-    shifted = logits - logits.amax(-1, keepdim=True)
-    return shifted - shifted.exp().sum(-1, keepdim=True).log()
+def log_softmax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """log_softmax over one axis; written out because torch's kernel is ~4x slower for few classes."""
+    shifted = logits - logits.amax(dim, keepdim=True)
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
 
 def log_proba(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -224,7 +224,25 @@ def shapley_values(res: t.Results) -> list[str]:
         grid = t.shapley_grid(res, level)
         if len(grid):
             lines += [f"### Per {level}", "", t.markdown(grid, index=True), ""]
-    return lines
+    return lines + exact_every_subset(res)
+
+
+def exact_every_subset(res: t.Results) -> list[str]:
+    """The Shapley values of the fusions scored on every subset (select, late) beside the auto fusion's."""
+    by_method = t.shapley_estimators(res)
+    exact = [c for c in by_method if c.startswith("late (")]
+    fitted = [c for c in by_method if c.startswith(f"{t.SHAPLEY_METHOD} (")]
+    if not exact or not fitted:
+        return []
+    n = len(by_method)
+    rho = by_method[fitted[0]].corr(by_method[exact[0]], method="spearman")
+    table = (by_method.sort_values(exact[0], ascending=False) * 100).round(1)
+    return ["### Exact values from every subset: select and late fusion", "",
+            f"Select and late fusion need no fit of their own (they reuse each base set's probe), so the grid scores "
+            f"them on all {2 ** n - 1} coalitions of the {n} base sets, and their Shapley values are exact whatever "
+            f"the estimator of the fitted fusions. UA Shapley values in points, mean over folds, per method "
+            f"(estimator in brackets); Spearman rank correlation of the base sets' {fitted[0]} values with their "
+            f"exact late-fusion values: {rho:.2f}.", "", t.markdown(table, index=True), ""]
 
 
 PER_PROTOCOL = True  # a section rendered once under each protocol (document.section)

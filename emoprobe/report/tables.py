@@ -404,16 +404,21 @@ def recall(res: Results, chosen: list[dict]) -> pd.DataFrame:
     return table
 
 
-def shapley(res: Results) -> pd.DataFrame:
-    """shapley.csv as mean over folds with its t-interval: summarised here when it holds per-fold values."""
+SHAPLEY_METHOD = "auto"  # the fusion whose Shapley values the documents lead with (train_probes.SHAPLEY_METHOD)
+
+
+def shapley(res: Results, method: str | None = SHAPLEY_METHOD) -> pd.DataFrame:
+    """shapley.csv as mean over folds with its t-interval (summarised here when it holds per-fold
+    values), of one fusion method's coalition values (None: every method's)."""
     table = res["shapley.csv"]
-    return stats.shapley_summary(table) if "fold" in table else table
+    table = stats.shapley_summary(table) if "fold" in table else table
+    return table if method is None else table[table.method == method].reset_index(drop=True)
 
 
-def shapley_matrix(res: Results, level: str, value: str = "shapley_mean") -> pd.DataFrame:
+def shapley_matrix(res: Results, level: str, value: str = "shapley_mean", method: str = SHAPLEY_METHOD) -> pd.DataFrame:
     """One column of the Shapley summary for one level ('modality' or 'feature set'): metrics (UA, then
     each emotion's recall) x players."""
-    table = shapley(res)
+    table = shapley(res, method)
     matrix = table[table.level == level].pivot(index="metric", columns="player", values=value)
     order = ["ua", *[f"recall_{e}" for e in emotions(res)]]
     matrix = matrix.reindex([m for m in order if m in matrix.index])
@@ -421,9 +426,9 @@ def shapley_matrix(res: Results, level: str, value: str = "shapley_mean") -> pd.
     return matrix
 
 
-def shapley_grid(res: Results, level: str) -> pd.DataFrame:
+def shapley_grid(res: Results, level: str, method: str = SHAPLEY_METHOD) -> pd.DataFrame:
     """Shapley values as 'mean [low, high]' in points (t-interval over folds): players x metrics."""
-    mean, low, high = (shapley_matrix(res, level, v) for v in ("shapley_mean", "ci_low", "ci_high"))
+    mean, low, high = (shapley_matrix(res, level, v, method) for v in ("shapley_mean", "ci_low", "ci_high"))
     return pd.DataFrame({p: [f"{pct(m, True)} {interval(lo, hi, True)}" for m, lo, hi in zip(mean[p], low[p], high[p])]
                          for p in mean}, index=mean.index).T.rename_axis("player")
 
@@ -587,3 +592,11 @@ def clips_for_share(curve: pd.DataFrame, share: float) -> pd.Series:
     drawn = curve[curve.k.notna()].sort_values("k")
     return drawn.groupby("features").apply(
         lambda g: g.k[g.share_of_gain >= share].min() if (g.share_of_gain >= share).any() else np.nan)
+
+
+def shapley_estimators(res: Results, level: str = "feature set", metric: str = "ua") -> pd.DataFrame:
+    """Each player's Shapley value (mean over folds) by every method shapley.csv holds, players x
+    methods, with each method's estimator in the column name (e.g. 'late (exact, every subset)')."""
+    table = shapley(res, None).query("level == @level and metric == @metric")
+    table = table.assign(column=table.method + " (" + table.estimator + ")")
+    return table.pivot(index="player", columns="column", values="shapley_mean")
