@@ -11,6 +11,7 @@ the data, not from this file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,20 +24,31 @@ from .probes.linear import CONCAT, HEADLINE_LAYERS
 from .probes.normalise import NORMALISATIONS
 
 PROBES = ("linear", "mlp")
-FUSIONS = ("none", *METHODS, "auto")  # "none": a single set; the MLP on the early fusion says "early"
+
+def fusion_labels() -> tuple[str, ...]:
+    """The `fusion` column's values, read when a table is checked (a method registered later counts):
+    "none" (a single set), every registered fusion method (the MLP on the early fusion says "early"), "auto"."""
+    return ("none", *METHODS, "auto")
+
+
+def method_labels() -> tuple[str, ...]:
+    """The registered fusion methods, which auto chooses among (`chosen_method`)."""
+    return tuple(METHODS)
+
 TRAIN = "python experiments/train_probes.py"
 RECALL = "recall_"  # + class name: recall of that class
 
 
 @dataclass(frozen=True)
 class Column:
-    """dtype: str | int | float | bool | any (a corpus's own type, e.g. speakers); allowed: the values a cell may hold (None: any); parts: the
+    """dtype: str | int | float | bool | any (a corpus's own type, e.g. speakers); allowed: the values a cell may hold
+    (None: any; a function returning them when they come from a registry that may grow, e.g. fusion methods); parts: the
     cell is several allowed values joined by this separator (e.g. 'audio+face'); numeric_or: besides
     these labels, a cell may hold a whole number (layer indices)."""
 
     name: str
     dtype: str = "str"
-    allowed: tuple | None = None
+    allowed: tuple | Callable[[], tuple] | None = None
     parts: str | None = None
     numeric_or: bool = False
 
@@ -75,13 +87,13 @@ LAYER = _c("layer", allowed=(*HEADLINE_LAYERS, CONCAT), numeric_or=True)
 NORMALISATION = _c("normalisation", allowed=tuple(NORMALISATIONS))
 SYSTEM_KEYS = (_c("features"), NORMALISATION, _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
                _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), LAYER, _c("probe", allowed=PROBES),
-               _c("fusion", allowed=FUSIONS))
+               _c("fusion", allowed=fusion_labels))
 FILES = {f.name: f for f in [
     ResultsFile("probes.csv", TRAIN, (
         *SYSTEM_KEYS, _c("fold"), _c("seed", "int"), _c("n_train", "int"), _c("n_test", "int"),
         _c("inner_ua", "float"), _c("C", "float"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"),
         _c("chosen_layer", allowed=(CONCAT,), numeric_or=True), _c("member_layers"),
-        _c("chosen_method", allowed=METHODS), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS))),
+        _c("chosen_method", allowed=method_labels), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS))),
         per_class=RECALL, per_class_after="macro_f1"),
     ResultsFile("probes_summary.csv", TRAIN, (
         *SYSTEM_KEYS, *(_c(f"{m}_{s}", "float") for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")),
@@ -92,7 +104,7 @@ FILES = {f.name: f for f in [
         _c("modality", allowed=MODALITIES), _c("encoder"), _c("pooling"), _c("weights", allowed=WEIGHTS),
         _c("objective"), _c("layered", "bool"), _c("n_layers", "float"), _c("dim", "int"), _c("role", allowed=ROLES))),
     ResultsFile("shapley.csv", TRAIN, (
-        NORMALISATION, _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=FUSIONS),
+        NORMALISATION, _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=fusion_labels),
         _c("estimator"), _c("shapley_mean", "float"), _c("shapley_std", "float"), _c("ci_low", "float"),
         _c("ci_high", "float"), _c("n_folds", "int"), _c("sampling_se", "float"))),
     ResultsFile("stores.csv", TRAIN, (
@@ -115,7 +127,7 @@ FILES = {f.name: f for f in [
         _c("ua", "float"), _c("ua_fold_mean", "float"), _c("ua_fold_std", "float"), _c("wa", "float"),
         _c("macro_f1", "float"), _c("n_folds", "int"), _c("n_test", "int"), _c("layers"))),
     ResultsFile("enrolment.csv", "python experiments/enrolment.py (after train_probes.py)", (
-        _c("features"), NORMALISATION, _c("n_members", "int"), _c("fusion", allowed=FUSIONS), _c("enrolment"),
+        _c("features"), NORMALISATION, _c("n_members", "int"), _c("fusion", allowed=fusion_labels), _c("enrolment"),
         _c("k", "int"), _c("draw", "int"), _c("fold"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"))),
     ResultsFile("face_detection.csv", "python experiments/extract_face.py", (
         _c("key"), _c("n_frames", "int"), _c("source"), _c("n_faces", "int"), _c("frames_with_face"),
@@ -189,11 +201,12 @@ def _cell_problems(values: pd.Series, column: Column) -> list[str]:
         return [f"{column.name}: {bad.iloc[0]!r} is not true/false"] if len(bad) else []
     if column.allowed is None:
         return []
+    allowed = column.allowed() if callable(column.allowed) else column.allowed
     cells = present.astype(str)
     values_ = cells.str.split(column.parts).explode() if column.parts else cells
-    ok = values_.isin([str(a) for a in column.allowed])
+    ok = values_.isin([str(a) for a in allowed])
     if column.numeric_or:
         ok |= values_.str.fullmatch(r"\d+")
     bad = values_[~ok]
-    return [f"{column.name}: {bad.iloc[0]!r} is not one of {', '.join(map(str, column.allowed))}"
+    return [f"{column.name}: {bad.iloc[0]!r} is not one of {', '.join(map(str, allowed))}"
             + (" or a number" if column.numeric_or else "")] if len(bad) else []

@@ -159,3 +159,37 @@ def test_speaker_bootstrap_pools_ua_and_pairs_two_systems_on_the_same_speakers()
     diff = stats.paired_bootstrap(good, bad, n_boot=500)
     assert diff["ci_low"] > 0 and diff["p"] < 0.01 and diff["n_speakers"] == 24
     assert stats.paired_bootstrap(good, good, n_boot=200)["diff"] == 0
+
+
+def test_a_new_fusion_method_is_one_function_and_one_registration():
+    """A toy method (the members' log-probabilities weighted by their inner-CV UA) registered once
+    gets rows in the grid, may be chosen by auto, and is an allowed value of the results files."""
+    from emoprobe import results as results_schema
+
+    @fusion.fusion_method("ua-weighted")
+    def ua_weighted(f: fusion.Fusions) -> list[fusion.System]:
+        out = []
+        for systems in f.systems:
+            w = np.array([s.inner_ua for s in systems]) / sum(s.inner_ua for s in systems)
+            oof = sum(wi * s.oof_logp for wi, s in zip(w, systems))
+            out.append(fusion.System(float(probes.linear.oof_ua(f.y[f.train], oof, f.split)), oof,
+                                     sum(wi * s.test_logp for wi, s in zip(w, systems))))
+        return out
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            fusion.fusion_method("late")(ua_weighted)
+        clips, X = synthetic(dim=12)
+        sets = [FeatureSet("audio/a", list(clips.key), X[:, :6], weights="pretrained"),
+                FeatureSet("face/b", list(clips.key), X[:, 6:], weights="pretrained")]
+        results, *_ = probes.run_grid(clips, sets, seeds=(0,), probes=("linear",), log=lambda *_: None)
+        fused = results[results.n_members == 2]
+        assert set(fused.fusion) == {"select", "early", "late", "stack", "ua-weighted", "auto"}
+        toy = fused[fused.fusion == "ua-weighted"]
+        assert len(toy) == 6 and toy.inner_ua.notna().all()
+        auto = fused[fused.fusion == "auto"].set_index("fold")
+        best = fused[fused.fusion != "auto"].loc[lambda d: d.groupby("fold").inner_ua.idxmax()].set_index("fold")
+        assert (auto.chosen_method == best.fusion).all()  # auto compares the new method like any other
+        assert not results_schema.problems(results, "probes.csv")
+    finally:
+        del fusion.METHODS["ua-weighted"]

@@ -42,7 +42,6 @@ EARLY_SCALINGS = {"blocks": 1.0}  # exponent a: member m's variance times (mean 
 EARLY_C_GRID = C_GRID  # both scalings keep the z-scored concatenation's total variance
 STACK_C_GRID = C_GRID  # the stacker's inputs are z-scored like a single set's
 LOG_PROB_FLOOR = np.log(1e-4)  # stacker inputs: log-probabilities floored, so one confident miss is not an outlier
-METHODS = ("select", "early", "late", "stack")  # auto picks among these, the first of ties
 
 
 @dataclass
@@ -63,6 +62,7 @@ class System:
     member: int | None = None
     scaling: str = ""
     pair_logp: np.ndarray | None = None
+    features: Rotated | None = None  # an early fusion's features under the scaling it chose (the MLP reuses them)
 
     @property
     def pred(self) -> np.ndarray:
@@ -74,6 +74,49 @@ class System:
         pairs = None if fit.pair_logp is None or train is None else fit.pair_logp[:, :, train]
         return cls(float(fit.best_inner_ua[layer]), fit.oof_logp[layer], fit.test_logp[layer], float(fit.C[layer]),
                    pair_logp=pairs)
+
+
+@dataclass
+class Fusions:
+    """What every fusion method sees: the fusions of one outer fold over the same rows (train, test:
+    their positions; split: inner split of each training row; y: class index of every row), per
+    fusion its members' blocks (`Rotated`, at their inner-best candidate), their tuned probes
+    (`System`, with pair models for nested stacking) and their Gram matrices with the training rows
+    (gram[f](i), `MemberGrams.of`)."""
+
+    blocks: list[list[Rotated]]
+    systems: list[list[System]]
+    grams: list[Callable[[int], torch.Tensor]]
+    y: np.ndarray
+    n_classes: int
+    train: np.ndarray
+    test: np.ndarray
+    split: np.ndarray
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered fusion method: fit(Fusions) -> one System per fusion; part: the part of the
+    grid's timing its seconds go to."""
+
+    name: str
+    fit: Callable[[Fusions], list[System]]
+    part: str
+
+
+METHODS: dict[str, Method] = {}  # name -> method, in registration order: auto picks among them, the first of ties
+
+
+def fusion_method(name: str, part: str = "fusions, late and stack"):
+    """Register a fusion method: a function Fusions -> one System per fusion (its inner-CV UA on the
+    same inner splits as every other method, OOF log-probabilities and test log-probabilities).
+    The grid, auto, the results' allowed values and the findings read METHODS."""
+    def register(fit: Callable[[Fusions], list[System]]):
+        if name in METHODS or name in ("none", "auto"):
+            raise ValueError(f"fusion method {name!r} is already registered or reserved")
+        METHODS[name] = Method(name, fit, part)
+        return fit
+    return register
 
 
 def select(members: list[System]) -> System:
@@ -199,6 +242,33 @@ def stack(member_sets: list[list[System]], y: np.ndarray, n_classes: int, train:
     test_logp = final_fit(X, y, n_classes, train, test, STACK_C_GRID[best])
     return [System(float(cv.inner_ua[i, best[i]]), cv.oof[i, best[i]], test_logp[i], float(STACK_C_GRID[best[i]]))
             for i in range(len(blocks))]
+
+
+# The registered methods, in the order auto breaks ties in (select first: a fusion never loses to its
+# best member unless another method's inner-CV UA is higher).
+@fusion_method("select")
+def _select(f: Fusions) -> list[System]:
+    return [select(systems) for systems in f.systems]
+
+
+@fusion_method("early", part="fusions, early")
+def _early(f: Fusions) -> list[System]:
+    out = []
+    for blocks, gram in zip(f.blocks, f.grams):
+        system, features = early(blocks, f.y, f.n_classes, f.train, f.test, f.split, gram)
+        system.features = features
+        out.append(system)
+    return out
+
+
+@fusion_method("late")
+def _late(f: Fusions) -> list[System]:
+    return [late(systems, f.y[f.train], f.split) for systems in f.systems]
+
+
+@fusion_method("stack")
+def _stack(f: Fusions) -> list[System]:
+    return stack(f.systems, f.y, f.n_classes, f.train, f.test, f.split)
 
 
 def auto(candidates: dict[str, System]) -> System:

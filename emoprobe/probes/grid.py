@@ -4,8 +4,8 @@ Per outer fold (speaker-disjoint; EmoBox's six for RAVDESS), on the training spe
 1. every single set: a linear probe per layer and on all layers concatenated (C by inner CV); a
    layered set's headline is the candidate with the best inner-CV UA ('inner-best',
    linear.layer_blocks); the MLP on every base set and random control;
-2. every fusion of base sets (each at its inner-best block) by every method of fusion.METHODS
-   (select, early, late, stack) and by `auto` (the method with the best inner-CV UA), for every
+2. every fusion of base sets (each at its inner-best block) by every registered method
+   (fusion.METHODS: select, early, late, stack) and by `auto` (the method with the best inner-CV UA), for every
    coalition `shapley.coalitions` asks for (all of them up to shapley.MAX_EXACT_PLAYERS base sets);
 3. "best single set (inner CV)": the base set with the best inner-CV UA, the reference a fusion must
    beat, chosen without test labels;
@@ -197,22 +197,18 @@ class FoldRun:
             train, test, split = where
             y, n_classes = self.y[rows], len(self.classes)
             parts = [[self.restrict(m, rows, train, test) for m in group] for group in groups]
-            started = self.clock()
             grams = fusion.MemberGrams(train)
-            early = []
-            for group, part in zip(groups, parts):
-                blocks = [block for block, _ in part]
-                gram = grams.of([m.prepared.fs.name for m in group], blocks)
-                early.append(fusion.early(blocks, y, n_classes, train, test, split, gram))
-            self.timed("fusions, early", started)
-            started = self.clock()
-            systems = [[system for _, system in part] for part in parts]
-            late = [fusion.late(group, y[train], split) for group in systems]
-            stacked = fusion.stack(systems, y, n_classes, train, test, split)
-            self.timed("fusions, late and stack", started)
+            blocks = [[block for block, _ in part] for part in parts]
+            inputs = fusion.Fusions(blocks, [[system for _, system in part] for part in parts],
+                                    [grams.of([m.prepared.fs.name for m in g], b) for g, b in zip(groups, blocks)],
+                                    y, n_classes, train, test, split)
+            by_method = {}
+            for name, method in fusion.METHODS.items():
+                started = self.clock()
+                by_method[name] = method.fit(inputs)
+                self.timed(method.part, started)
             for i, group in enumerate(groups):
-                candidates = {"select": fusion.select(systems[i]), "early": early[i][0], "late": late[i],
-                              "stack": stacked[i]}  # by name: fusion.auto chooses among fusion.METHODS
+                candidates = {name: systems[i] for name, systems in by_method.items()}
                 label = describe([m.prepared for m in group], "linear", "")
                 for method, system in [*candidates.items(), ("auto", fusion.auto(candidates))]:
                     chosen = {"chosen_method": system.method} if method == "auto" else {}
@@ -225,8 +221,8 @@ class FoldRun:
                                      **chosen})
             everything = [i for i, group in enumerate(groups) if len(group) == len(members)]
             if "mlp" in self.probes and everything:
-                system, fused = early[everything[0]]  # the scaling early fusion chose, its coordinates
-                self.mlp([m.prepared for m in members], fused, train, test, rows, "early",
+                system = by_method["early"][everything[0]]  # the scaling early fusion chose, its coordinates
+                self.mlp([m.prepared for m in members], system.features, train, test, rows, "early",
                          {"member_layers": member_layers(members), "early_scaling": system.scaling})
 
     @staticmethod
