@@ -46,8 +46,9 @@ OLD_COMMIT = "d9fcfe5"  # the grid before the solver's products were turned (iss
 TARGET_S = 60.0  # the whole default grid on the current stores, on a 2-core machine
 JOBS = 2  # processes, for both grids (their default)
 PEAK_GFLOPS = 190.0  # fp32 matrix-product rate of this 2-core machine: the floor is the arithmetic at this rate
-ROW_KEYS = ["features", "layer", "probe", "fusion", "fold", "seed"]  # what identifies a results row in both grids
-CHOICES = ["C", "chosen_layer", "chosen_method", "chosen_set", "member_layers"]  # inner-CV choices compared
+ROW_KEYS = ["features", "candidate", "layer", "probe", "fusion", "fold", "seed"]  # what identifies a results row in both grids
+SYSTEM_KEYS = ROW_KEYS[:5]
+CHOICES = ["C", "chosen_candidate", "chosen_layer", "chosen_method", "chosen_set"]  # inner-CV choices compared
 
 
 def linked_stores(root: Path, features: list[str] | None) -> tuple[tempfile.TemporaryDirectory, list[str]]:
@@ -81,6 +82,18 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in f) - 1
 
 
+def read_probes(path) -> pd.DataFrame:
+    """A probes.csv of this or an older commit, with typed candidates: a grid before them wrote one text
+    column `layer` ("0", "1", ..., "all", "concat", "inner-best") and `chosen_layer` ("3" or "concat")."""
+    table = pd.read_csv(path, dtype={"layer": str, "chosen_layer": str, "candidate": str}, low_memory=False)
+    if "candidate" not in table:
+        for prefix, column in (("", "layer"), ("chosen_", "chosen_layer")):
+            index = pd.to_numeric(table[column], errors="coerce")
+            table[f"{prefix}candidate"] = table[column].where(index.isna(), "layer")
+            table[f"{prefix}layer"] = index.astype("Int64")
+    return table.astype({"layer": "Int64", "chosen_layer": "Int64"})
+
+
 def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
     """How the rows both grids make agree: UA differences (points) per row and per system (the mean
     over folds and seeds), the worst systems, how often each inner-CV choice differs, and for every
@@ -102,24 +115,22 @@ def agreement(old: pd.DataFrame, new: pd.DataFrame) -> dict:
         differs = compared & ~same
         both["choice_changed"] |= differs
         changed[c] = {"compared": int(compared.sum()), "changed": int(differs.sum())}
-    system_keys = [*ROW_KEYS[:4], *(["normalisation"] if "normalisation" in keys else [])]
-    systems = both.groupby(system_keys)
-    per_system = systems.d_ua.mean()
-    folds_with_a_changed_choice = systems.choice_changed.sum()
-    over = per_system[per_system.abs() > 0.5]
-    worst = per_system.abs().sort_values(ascending=False).head(10)
+    system_keys = [*SYSTEM_KEYS, *(["normalisation"] if "normalisation" in keys else [])]
+    per_system = (both.groupby(system_keys, dropna=False)
+                  .agg(d_ua_mean=("d_ua", "mean"), rows_with_a_changed_choice=("choice_changed", "sum")).reset_index())
+    over = per_system[per_system.d_ua_mean.abs() > 0.5]
+    worst = per_system.loc[per_system.d_ua_mean.abs().sort_values(ascending=False).index[:10]].round({"d_ua_mean": 3})
     quantiles = [0.0, 0.5, 0.9, 0.99, 1.0]
     return {"rows_old": len(old), "rows_new": len(new), "rows_both": len(both),
             "rows_identical_ua": int((both.d_ua == 0).sum()),
             "abs_d_ua_row_quantiles": dict(zip(map(str, quantiles), np.round(both.d_ua.abs().quantile(quantiles), 3))),
             "systems": len(per_system),
             "systems_over_0.5_ua": len(over),
-            "systems_over_0.5_ua_with_a_changed_inner_cv_choice": int((folds_with_a_changed_choice[over.index] > 0).sum()),
+            "systems_over_0.5_ua_with_a_changed_inner_cv_choice": int((over.rows_with_a_changed_choice > 0).sum()),
             "abs_d_ua_system_quantiles": dict(zip(map(str, quantiles),
-                                                  np.round(per_system.abs().quantile(quantiles), 3))),
-            "worst_systems": [{**dict(zip(system_keys, key)), "d_ua_mean": round(float(per_system[key]), 3),
-                               "rows_with_a_changed_choice": int(folds_with_a_changed_choice[key])}
-                              for key in worst.index],
+                                                  np.round(per_system.d_ua_mean.abs().quantile(quantiles), 3))),
+            # JSON: an empty layer as null, numpy numbers as Python ones
+            "worst_systems": json.loads(worst.astype(object).where(worst.notna(), None).to_json(orient="records")),
             "choices_changed": changed}
 
 
@@ -137,8 +148,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else config.results_dir() / "benchmarks"
     if args.agree:
-        read = lambda path: pd.read_csv(path, dtype={"layer": str}, low_memory=False)  # noqa: E731
-        report = {"old": args.agree[0], "new": args.agree[1], "agreement": agreement(*map(read, args.agree))}
+        report = {"old": args.agree[0], "new": args.agree[1], "agreement": agreement(*map(read_probes, args.agree))}
         out.mkdir(parents=True, exist_ok=True)
         (out / "grid_agreement.json").write_text(json.dumps(report, indent=1) + "\n")
         print(json.dumps({k: v for k, v in report["agreement"].items() if k != "worst_systems"}, indent=1))
@@ -183,8 +193,7 @@ def main(argv=None):
         new["n_fusion_folds"] = int((new_rows.fusion == "early").sum())  # one early row per fusion, fold, protocol
         report["new"] = new
         if "old" in report:
-            read = lambda side: pd.read_csv(tmp / f"{side}_results" / "probes.csv", dtype={"layer": str})  # noqa: E731
-            report["agreement"] = agreement(read("old"), read("new"))
+            report["agreement"] = agreement(*(read_probes(tmp / f"{side}_results" / "probes.csv") for side in ("old", "new")))
     stores_dir.cleanup()
 
     parts = new["parts_s"]

@@ -20,8 +20,9 @@ import pandas as pd
 from .encoders.base import MODALITIES, WEIGHTS
 from .probes.features import ROLES
 from .probes.fusion import EARLY_SCALINGS, METHODS
-from .probes.linear import CONCAT, HEADLINE_LAYERS
+from .probes.linear import CANDIDATES, CONCAT
 from .probes.normalise import NORMALISATIONS
+from .probes.shapley import RECALL  # + class name: the recall of that class, one column per class
 
 PROBES = ("linear", "mlp")
 
@@ -36,21 +37,18 @@ def method_labels() -> tuple[str, ...]:
     return tuple(METHODS)
 
 TRAIN = "python experiments/train_probes.py"
-RECALL = "recall_"  # + class name: recall of that class
 
 
 @dataclass(frozen=True)
 class Column:
-    """dtype: str | int | float | bool | any (a corpus's own type, e.g. speakers); allowed: the values a cell may hold
+    """dtype: str | int | Int64 (a whole number or empty) | float | bool | any (a corpus's own type, e.g. speakers); allowed: the values a cell may hold
     (None: any; a function returning them when they come from a registry that may grow, e.g. fusion methods); parts: the
-    cell is several allowed values joined by this separator (e.g. 'audio+face'); numeric_or: besides
-    these labels, a cell may hold a whole number (layer indices)."""
+    cell is several allowed values joined by this separator (e.g. 'audio+face')."""
 
     name: str
     dtype: str = "str"
     allowed: tuple | Callable[[], tuple] | None = None
     parts: str | None = None
-    numeric_or: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,16 +81,19 @@ def _c(name, dtype="str", **kw) -> Column:
     return Column(name, dtype, **kw)
 
 
-LAYER = _c("layer", allowed=(*HEADLINE_LAYERS, CONCAT), numeric_or=True)
+LAYER = (_c("candidate", allowed=CANDIDATES), _c("layer", "Int64"))  # the block: its kind, and a layer's index
 NORMALISATION = _c("normalisation", allowed=tuple(NORMALISATIONS))
+CHOSEN = (_c("chosen_candidate", allowed=("all", "layer", CONCAT)), _c("chosen_layer", "Int64"))  # inner CV's choice
+FOLD_SCORES = (_c("fold"), _c("n_train", "int"), _c("n_test", "int"), _c("ua", "float"), *CHOSEN, _c("C", "float"),
+               _c("inner_ua", "float"))  # a transferred probe's fold: its score and what inner CV chose
 SYSTEM_KEYS = (_c("features"), NORMALISATION, _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
-               _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), LAYER, _c("probe", allowed=PROBES),
+               _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), *LAYER, _c("probe", allowed=PROBES),
                _c("fusion", allowed=fusion_labels))
 FILES = {f.name: f for f in [
     ResultsFile("probes.csv", TRAIN, (
         *SYSTEM_KEYS, _c("fold"), _c("seed", "int"), _c("n_train", "int"), _c("n_test", "int"),
         _c("inner_ua", "float"), _c("C", "float"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"),
-        _c("chosen_layer", allowed=(CONCAT,), numeric_or=True), _c("member_layers"),
+        *CHOSEN,
         _c("chosen_method", allowed=method_labels), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS))),
         per_class=RECALL, per_class_after="macro_f1"),
     ResultsFile("probes_summary.csv", TRAIN, (
@@ -104,28 +105,34 @@ FILES = {f.name: f for f in [
         _c("modality", allowed=MODALITIES), _c("encoder"), _c("pooling"), _c("weights", allowed=WEIGHTS),
         _c("objective"), _c("layered", "bool"), _c("n_layers", "float"), _c("dim", "int"), _c("role", allowed=ROLES))),
     ResultsFile("shapley.csv", TRAIN, (
-        NORMALISATION, _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric"), _c("method", allowed=fusion_labels),
+        NORMALISATION, _c("level", allowed=("feature set", "modality")), _c("player"), _c("metric", allowed=("ua", "recall")),
+        _c("class"), _c("method", allowed=fusion_labels),
         _c("estimator"), _c("shapley_mean", "float"), _c("shapley_std", "float"), _c("ci_low", "float"),
         _c("ci_high", "float"), _c("n_folds", "int"), _c("sampling_se", "float"))),
     ResultsFile("stores.csv", TRAIN, (
         _c("store"), _c("modality", allowed=MODALITIES), _c("encoder"), _c("weights", allowed=WEIGHTS),
         _c("objective"), _c("twin_of"), _c("variant"), _c("first_seconds", "float"), _c("base_set", "bool"),
-        _c("layered", "bool"), _c("n_layers", "float"), _c("default_pooling"), _c("poolings"), _c("n_clips", "int"),
+        _c("layered", "bool"), _c("n_layers", "float"), _c("default_pooling"), _c("n_clips", "int"),
         _c("n_failures", "int"), _c("model_id"), _c("data_root"), _c("precision", allowed=("fp32", "bf16")),
         _c("seconds_extracting", "float"), _c("date"), _c("finalized"))),
+    ResultsFile("poolings.csv", TRAIN, (  # each store's poolings (arrays) and their shape per clip
+        _c("store"), _c("pooling"), _c("n_layers", "Int64"), _c("dim", "int"))),
     ResultsFile("clips.csv", TRAIN, (_c("key"), _c("label"), _c("speaker", "any"))),  # then the corpus's attributes
     ResultsFile("folds.csv", TRAIN, (_c("fold"), _c("speaker", "any"), _c("source"))),
     ResultsFile("transfer.csv", "python experiments/transfer.py --train A --test B", (
-        _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("features"), NORMALISATION,
-        _c("probe", allowed=PROBES),
-        _c("labels"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"), _c("ua_fold_mean", "float"),
-        _c("ua_fold_std", "float"), _c("n_folds", "int"), _c("n_train", "int"), _c("n_test", "int"), _c("layers"),
+        _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("store"), NORMALISATION,
+        _c("probe", allowed=PROBES), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"), _c("ua_fold_mean", "float"),
+        _c("ua_fold_std", "float"), _c("n_folds", "int"), _c("n_train", "int"), _c("n_test", "int"),
         _c("ua_within_test", "float"), _c("finalized")), per_class=RECALL, per_class_after="macro_f1"),
+    ResultsFile("transfer_folds.csv", "python experiments/transfer.py --train A --test B", (  # what each fold chose
+        _c("train"), _c("test"), _c("store"), NORMALISATION, _c("probe", allowed=PROBES), *FOLD_SCORES)),
     ResultsFile("duration.csv", "python experiments/duration.py (after extract_audio.py --first-seconds S)", (
         _c("encoder"), _c("store"), _c("finalized"), _c("seconds"), _c("trained_on", allowed=("whole clips", "same cut")),
         NORMALISATION,
         _c("ua", "float"), _c("ua_fold_mean", "float"), _c("ua_fold_std", "float"), _c("wa", "float"),
-        _c("macro_f1", "float"), _c("n_folds", "int"), _c("n_test", "int"), _c("layers"))),
+        _c("macro_f1", "float"), _c("n_folds", "int"), _c("n_test", "int"))),
+    ResultsFile("duration_folds.csv", "python experiments/duration.py (after extract_audio.py --first-seconds S)", (
+        _c("encoder"), _c("seconds"), _c("trained_on", allowed=("whole clips", "same cut")), NORMALISATION, *FOLD_SCORES)),
     ResultsFile("enrolment.csv", "python experiments/enrolment.py (after train_probes.py)", (
         _c("features"), NORMALISATION, _c("n_members", "int"), _c("fusion", allowed=fusion_labels), _c("enrolment"),
         _c("k", "int"), _c("draw", "int"), _c("fold"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"))),
@@ -138,16 +145,31 @@ SETTINGS = "settings.json"  # every probe setting behind the numbers (grid.setti
 MADE_BY = {**{name: f.made_by for name, f in FILES.items()}, PREDICTIONS: TRAIN, SETTINGS: TRAIN}
 
 
+def classes(table: pd.DataFrame, name: str) -> list[str]:
+    """The classes a results table has one column each of (its declared per-class prefix), in file order."""
+    prefix = FILES[name].per_class
+    return [c[len(prefix):] for c in table.columns if c.startswith(prefix)]
+
+
+def per_class_columns(name: str, of: list[str]) -> list[str]:
+    """The columns of a results file that hold each class's value (e.g. recall), for the classes `of`."""
+    return [f"{FILES[name].per_class}{c}" for c in of]
+
+
 def _read_dtype(column: Column) -> str:
     # every text column is read as text (an all-empty one would otherwise read as float); numbers and
     # flags are checked, not forced, so a missing value stays missing
-    return "str" if column.dtype == "str" else None
+    return {"str": "str", "Int64": "Int64"}.get(column.dtype)
 
 
 def read(folder: str | os.PathLike, name: str) -> pd.DataFrame | None:
     """A results file as a table (None when absent), text columns read as text."""
-    path = Path(folder) / name
-    if not path.exists():
+    return read_as(Path(folder) / name, name)
+
+
+def read_as(path: str | os.PathLike, name: str) -> pd.DataFrame | None:
+    """The file at path, read as the results file declared as `name` (None when absent)."""
+    if not Path(path).exists():
         return None
     spec = FILES[name]
     return pd.read_csv(path, dtype={c.name: _read_dtype(c) for c in spec.columns if _read_dtype(c)})
@@ -162,6 +184,8 @@ def write(table: pd.DataFrame, name: str, path: str | os.PathLike, **to_csv) -> 
     spec = FILES[name]
     classes = [c[len(spec.per_class):] for c in table if spec.per_class and c.startswith(spec.per_class)]
     order = [c for c in spec.ordered(classes) if c in table]
+    whole = {c.name: "Int64" for c in spec.columns if c.dtype == "Int64" and c.name in table}
+    table = table.astype(whole)  # a whole number or empty, never written as 3.0
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table[[*order, *(c for c in table if c not in order)]].to_csv(path, index=False, **to_csv)
@@ -190,10 +214,10 @@ def _cell_problems(values: pd.Series, column: Column) -> list[str]:
     present = values.dropna()
     if column.dtype == "any":
         return []
-    if column.dtype in ("int", "float"):
+    if column.dtype in ("int", "Int64", "float"):
         numbers = pd.to_numeric(present, errors="coerce")
         bad = present[numbers.isna()]
-        if column.dtype == "int":
+        if column.dtype in ("int", "Int64"):
             bad = pd.concat([bad, present[numbers.notna() & (numbers % 1 != 0)]])
         return [f"{column.name}: {bad.iloc[0]!r} is not a{'n integer' if column.dtype == 'int' else ' number'}"] if len(bad) else []
     if column.dtype == "bool":
@@ -205,8 +229,6 @@ def _cell_problems(values: pd.Series, column: Column) -> list[str]:
     cells = present.astype(str)
     values_ = cells.str.split(column.parts).explode() if column.parts else cells
     ok = values_.isin([str(a) for a in allowed])
-    if column.numeric_or:
-        ok |= values_.str.fullmatch(r"\d+")
     bad = values_[~ok]
     return [f"{column.name}: {bad.iloc[0]!r} is not one of {', '.join(map(str, allowed))}"
-            + (" or a number" if column.numeric_or else "")] if len(bad) else []
+            ] if len(bad) else []

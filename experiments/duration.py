@@ -7,7 +7,8 @@
 For every encoder with cut stores (<encoder>-firstSs): a probe trained on whole clips and tested on
 the first S seconds of each test clip, and a probe trained and tested on cuts of the same length,
 over the speaker-disjoint folds (each fold's test speakers never trained on); the whole-clip probe
-on whole clips is the reference. Rows go to results/duration.csv (mean and std of UA over folds).
+on whole clips is the reference. Rows go to results/duration.csv (mean and std of UA over folds), what
+inner CV chose in each fold to results/duration_folds.csv.
 """
 
 import itertools
@@ -45,7 +46,7 @@ def main(argv=None):
     if not cuts:
         raise UserError("no cut stores: run extract_audio.py --first-seconds S for the encoders first")
 
-    rows, by_key = [], clips.set_index("key")
+    rows, chosen, by_key = [], [], clips.set_index("key")
     bar = timing.progress(sum(1 + len(c) for c in cuts.values()), "duration", args.quiet, unit="store")
     say = (lambda line: None) if args.quiet else bar.write
     for name, by_seconds in sorted(cuts.items()):
@@ -58,20 +59,22 @@ def main(argv=None):
             X_whole, X_cut = (X[[row_of[k] for k in keys]] for row_of, X in (whole, cut))
             conditions = {"whole clips": X_whole} if seconds is None else {"whole clips": X_whole, "same cut": X_cut}
             for (trained_on, X_train), normalisation in itertools.product(conditions.items(), args.normalisations):
-                _, s = transfer(table, table, X_train, X_cut, classes, normalisation)
+                _, s, folds = transfer(table, table, X_train, X_cut, classes, normalisation)
                 rows.append({"encoder": name, "store": stores[name].id, "finalized": stores[name].meta().get("finalized"),
                              "seconds": seconds if seconds else "whole", "trained_on": trained_on,
                              "normalisation": normalisation,
                              "ua": s["ua"], "ua_fold_mean": s["ua_fold_mean"], "ua_fold_std": s["ua_fold_std"],
                              "wa": s["wa"], "macro_f1": s["macro_f1"], "n_folds": s["n_folds"],
-                             "n_test": s["n_test"], "layers": s["layers"]})
+                             "n_test": s["n_test"]})
+                chosen.append(folds.assign(**{k: rows[-1][k] for k in ("encoder", "seconds", "trained_on", "normalisation")}))
                 say(f"{name} {rows[-1]['seconds']} s, trained on {trained_on}, {normalisation}: UA {100 * s['ua_fold_mean']:.1f} "
                       f"± {100 * s['ua_fold_std']:.1f}")
     bar.close()
     out = Path(args.out) if args.out else config.results_dir() / "duration.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
     results_schema.write(pd.DataFrame(rows), "duration.csv", out, float_format="%.5f")
-    print(f"-> {config.relative(out)}")
+    folds_out = results_schema.write(pd.concat(chosen, ignore_index=True), "duration_folds.csv",
+                                     out.with_name(out.stem + "_folds.csv"), float_format="%.5f")
+    print(f"-> {config.relative(out)}, {config.relative(folds_out)}")
 
 
 def _load(store) -> tuple[dict, np.ndarray]:

@@ -25,13 +25,13 @@ K = (1, 2, 4, 8, 16, 32)  # clips of each test speaker its statistics come from 
 DRAWS = 3  # random draws of the K clips per K (each draw: every test speaker's own clips)
 ENROLMENT_EMOTIONS = ("neutral", "calm")  # the realistic enrolment: a new speaker reads a few sentences calmly
 NORMALISATION = "speaker"
-SYSTEM = {"probe": "linear", "layer": ("all", "inner-best")}  # the rows kept: headline linear probes
+SYSTEM = {"probe": "linear", "candidate": probes.linear.HEADLINE_CANDIDATES}  # the rows kept: headline linear probes
 
 
 def strongest(summary: pd.DataFrame, modality: str) -> str | None:
     """The base set of a modality with the best mean inner-CV UA under NORMALISATION (no test label)."""
     rows = summary[(summary.normalisation == NORMALISATION) & (summary.n_members == 1) & (summary.fusion == "none")
-                   & (summary.probe == "linear") & summary.layer.astype(str).isin(SYSTEM["layer"])
+                   & (summary.probe == "linear") & summary.candidate.isin(SYSTEM["candidate"])
                    & (summary.modalities == modality) & summary.role.eq("base")]
     return None if rows.empty else rows.groupby("features").inner_ua.mean().idxmax()
 
@@ -83,7 +83,7 @@ def main(argv=None):
         table, *_ = probes.run_grid(clips, base, [], probes=("linear",), n_jobs=args.jobs, log=lambda *a: None,
                                     normalisations=(NORMALISATION,), enrolment=mask,
                                     enrol_training_speakers=training_too)
-        table = table[(table.probe == SYSTEM["probe"]) & table.layer.astype(str).isin(SYSTEM["layer"])
+        table = table[(table.probe == SYSTEM["probe"]) & table.candidate.isin(SYSTEM["candidate"])
                       & table.fusion.isin(["none", "auto"]) & (table.features != probes.BEST_SINGLE)]
         rows.append(table[["features", "normalisation", "n_members", "fusion", "fold", "ua", "wa", "macro_f1"]]
                     .assign(enrolment=enrolment, k=k, draw=draw))

@@ -7,7 +7,7 @@ feature set; every fusion of the base sets (each store's default pooling, random
 by early, late and stacked fusion and by `auto` (the method inner CV prefers); the best single set
 by inner CV; the MLP on every base set, random control and the fusion of all base sets.
 Writes to --out:
-    probes.csv          one row per features x layer x probe x fusion x fold x seed (explicit columns)
+    probes.csv          one row per features x candidate (layer) x probe x fusion x fold x seed (explicit columns)
     probes_summary.csv  mean and std over folds (and seeds), pooled UA and its speaker-bootstrap interval
     feature_sets.csv    one row per features label x member store: find a fusion's members by joining
     shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds: of
@@ -15,6 +15,7 @@ Writes to --out:
                         late fusion from every subset (exact)
     predictions.parquet every headline row's per-clip test predictions (emoprobe.probes.read_predictions)
     stores.csv          provenance of every complete store (what was run, clips, failures, seconds)
+    poolings.csv        each store's poolings and their shape per clip (layers, dim)
     settings.json       every setting that decides the numbers (C grids, inner folds, seeds, bootstrap...)
     clips.csv           the clips table (labels, speakers, attributes) the analyses join predictions to
     folds.csv           each fold's test speakers and where the folds come from (e.g. EmoBox folds)
@@ -33,7 +34,7 @@ from emoprobe.data import folds
 from emoprobe.errors import NoDataError, UserError
 from emoprobe.report import stats
 from emoprobe.store.shards import parse_shard
-from emoprobe.store.store import available_stores, provenance
+from emoprobe.store.store import available_stores, pooling_shapes, provenance
 
 SCHEME = "auto"  # speaker-disjoint folds: EmoBox's six for RAVDESS speech (see emoprobe.data.folds)
 CHANNEL = "speech"  # the folds and all committed results are on the speech channel
@@ -99,8 +100,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - started
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
                                               on=stats.SYSTEM)
-    metrics = ["ua", *[c for c in results if c.startswith("recall_")]]
-    shapley = probes.shapley_table(results, feature_sets, metrics, SHAPLEY_METHOD, clips.label.nunique(), max_exact,
+    shapley = probes.shapley_table(results, feature_sets, probes.targets(clips)[1], SHAPLEY_METHOD, clips.label.nunique(), max_exact,
                                    args.permutations)
     shapley = stats.shapley_summary(pd.concat([shapley, every_subset], ignore_index=True))  # + select, late: exact
 
@@ -133,12 +133,13 @@ def main(argv=None):
 
 
 def write_provenance(args, out: Path, stores: bool = True) -> None:
-    """stores.csv (what every complete store is; stores=False: left as it is), clips.csv (the clips
+    """stores.csv and poolings.csv (what every complete store is; stores=False: left as they are), clips.csv (the clips
     table) and folds.csv (each fold's test speakers and where the folds come from) beside the results."""
     out.mkdir(parents=True, exist_ok=True)
     if stores:
-        results_schema.write(provenance(available_stores(args.embeddings_dir, log=None)), "stores.csv",
-                             out / "stores.csv")
+        complete = available_stores(args.embeddings_dir, log=None)
+        results_schema.write(provenance(complete), "stores.csv", out / "stores.csv")
+        results_schema.write(pooling_shapes(complete), "poolings.csv", out / "poolings.csv")
     clips = clip_table.load(args.data_root, verbose=False)
     results_schema.write(clips.drop(columns=["audio", "video"]), "clips.csv", out / "clips.csv")
     source = folds.describe(clips, args.scheme)

@@ -81,7 +81,7 @@ def main(argv=None):
     print(f"{train_name} -> {test_name}: {len(train)} / {len(test)} clips on {len(classes)} shared labels "
           f"({', '.join(classes)})")
 
-    rows = []
+    rows, chosen_per_fold = [], []
     # by default the base sets only: controls, variants and first-seconds cuts are the grid's and duration's
     chosen = [(store, meta) for store, meta in ((s, s.meta()) for s in available_stores(args.embeddings_dir))
               if (any(f in store.id for f in args.features) if args.features else is_base_set(meta))]
@@ -98,28 +98,32 @@ def main(argv=None):
             continue
         Xa, Xb = X[[row_of[k] for k in a.key]], X[[row_of[k] for k in b.key]]
         for normalisation in args.normalisations:
-            _, across = transfer(a, b, Xa, Xb, classes, normalisation)
-            _, within = transfer(b, b, Xb, Xb, classes, normalisation)
+            _, across, chosen_folds = transfer(a, b, Xa, Xb, classes, normalisation)
+            _, within, _ = transfer(b, b, Xb, Xb, classes, normalisation)
             if not across:
                 say(f"  {store.id}: left out, too few training speakers")
                 break
             rows.append({"train": train_name, "test": test_name, "train_channel": args.train_channel,
-                         "test_channel": args.test_channel, "features": store.id, "normalisation": normalisation,
+                         "test_channel": args.test_channel, "store": store.id, "normalisation": normalisation,
                          "finalized": meta.get("finalized"), "probe": "linear",
-                         "labels": " ".join(classes), **across, "ua_within_test": within.get("ua")})
+                         **across, "ua_within_test": within.get("ua")})  # a recall_<label> per shared label
+            chosen_per_fold.append(chosen_folds.assign(train=train_name, test=test_name, store=store.id,
+                                                       normalisation=normalisation, probe="linear"))
             say(f"  {store.id} ({normalisation}): UA {100 * across['ua']:.1f} "
                 f"(within {test_name}: {100 * within.get('ua', float('nan')):.1f})")
     bar.close()
     if not rows:
         raise UserError("no store holds clips of both corpora: embed both with the same --embeddings-dir")
     out = Path(args.out) if args.out else config.results_dir() / "transfer.csv"
-    table = pd.DataFrame(rows)
-    if out.exists():
-        old = pd.read_csv(out)
-        table = pd.concat([old[(old.train != train_name) | (old.test != test_name)], table], ignore_index=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results_schema.write(table, "transfer.csv", out, float_format="%.5f")
-    print(f"-> {config.relative(out)}")
+    # rows of this train/test pair are replaced; what each fold chose goes beside, in transfer_folds.csv
+    for name, table, path in [("transfer.csv", pd.DataFrame(rows), out),
+                              ("transfer_folds.csv", pd.concat(chosen_per_fold, ignore_index=True),
+                               out.with_name(out.stem + "_folds.csv"))]:
+        old = results_schema.read_as(path, name)
+        if old is not None:
+            table = pd.concat([old[(old.train != train_name) | (old.test != test_name)], table], ignore_index=True)
+        results_schema.write(table, name, path, float_format="%.5f")
+        print(f"-> {config.relative(path)}")
 
 
 if __name__ == "__main__":

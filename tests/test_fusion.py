@@ -150,7 +150,7 @@ def test_speaker_bootstrap_pools_ua_and_pairs_two_systems_on_the_same_speakers()
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 4, 480)
     frame = {"key": [f"k{i}" for i in range(480)], "speaker": np.repeat(np.arange(24), 20), "y_true": truth,
-             "features": "x", "normalisation": "global", "probe": "linear", "fusion": "none", "layer": "all"}
+             "features": "x", "normalisation": "global", "probe": "linear", "fusion": "none", "candidate": "all"}
     good = pd.DataFrame({**frame, "y_pred": np.where(rng.random(480) < 0.8, truth, rng.integers(0, 4, 480))})
     bad = pd.DataFrame({**frame, "y_pred": rng.integers(0, 4, 480), "features": "y"})
     table = stats.bootstrap_intervals(pd.concat([good, bad]), n_boot=500).set_index("features")

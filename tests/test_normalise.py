@@ -25,7 +25,7 @@ def hidden_by_speakers(seed=0):
 def grid_ua(clips, X, normalisations):
     results, *_ = probes.run_grid(clips, [FeatureSet("audio/a", list(clips.key), X)], seeds=(0,), probes=("linear",),
                                   log=lambda *_: None, normalisations=normalisations)
-    rows = results[results.layer == "all"]
+    rows = results[results.candidate == "all"]
     return rows.groupby("normalisation").ua.mean(), results
 
 
@@ -60,7 +60,7 @@ def test_grid_predictions_do_not_move_when_a_folds_test_labels_are_perturbed():
     _, _, _, test = fold_rows(clips)  # one fold's test speakers
     perturbed = clips.copy()
     perturbed.loc[test, "label"] = np.random.default_rng(1).permutation(clips.label.to_numpy()[test])
-    keys = ["features", "normalisation", "probe", "fusion", "layer", "key"]
+    keys = ["features", "normalisation", "probe", "fusion", "candidate", "key"]
     before, after = run(clips), run(perturbed)
     (fold,) = before[before.key.isin(clips.key[test])].fold.unique()
     a, b = (p[p.fold == fold].sort_values(keys).reset_index(drop=True) for p in (before, after))

@@ -127,7 +127,7 @@ def test_grid_rows_carry_explicit_columns_and_feature_sets_name_the_members(monk
     assert feature_sets.set_index("set").loc["audio/r", "role"] == "random control"
     assert "audio/r" not in set(members.store)  # random controls are probed alone, never fused
     assert set(results[results.features == "audio/r"].probe) == {"linear", "mlp"}
-    headline = results[results.layer.astype(str).isin(["all", "inner-best"])]
+    headline = results[results.candidate.isin(["all", "inner-best"])]
     assert len(predictions.groupby(["features", "probe", "fusion", "seed", "fold"])) == len(headline)
     assert set(seconds) >= {"single sets, linear", "fusions, early", "fusions, late and stack", "MLP",
                             probes.grid.EVERY_SUBSET_PART}
@@ -141,10 +141,10 @@ def test_every_subset_shapley_equals_the_grids_own_fusions_of_every_subset():
     sets = [FeatureSet(f"{m}/s{i}", list(clips.key), X[:, 4 * i:4 * i + 4]) for i, m in
             enumerate(["audio", "audio", "face", "video"])]
     results, _, feature_sets, _, every = grid(clips, sets, probes=("linear",))
-    metrics = ["ua", *[f"recall_{e}" for e in labels.EMOTION_NAMES]]
-    keys = ["level", "player", "metric", "method", "fold"]
+    metrics = probes.shapley.metrics(list(labels.EMOTION_NAMES))
+    keys = ["level", "player", "metric", "class", "method", "fold"]
     for method in probes.shapley.EVERY_SUBSET_METHODS:
-        fitted = probes.shapley_table(results, feature_sets, metrics, method).set_index(keys).shapley
+        fitted = probes.shapley_table(results, feature_sets, list(labels.EMOTION_NAMES), method).set_index(keys).shapley
         power = every[every.method == method].set_index(keys).shapley
         assert len(power) == len(fitted) == 6 * (4 + 3) * len(metrics)  # folds x (sets + modalities) x metrics
         np.testing.assert_allclose(power.loc[fitted.index], fitted, atol=1e-9)
@@ -163,11 +163,12 @@ def test_layered_sets_get_a_probe_per_layer_and_an_inner_cv_choice():
     noise = np.random.default_rng(2).normal(size=X.shape).astype(np.float32)
     layered = FeatureSet("audio/l", list(clips.key), np.stack([noise, X], axis=1))  # layer 1 informative
     results, *_ = grid(clips, [layered], probes=("linear",))
-    per_layer = results[results.layer.isin([0, 1])].groupby("layer").ua.mean()
-    assert per_layer[1] > per_layer[0] + 0.2
-    chosen = results[(results.layer == "inner-best") & (results.features == "audio/l")]
-    assert len(chosen) == 6 and (chosen.chosen_layer == 1).all()
-    concat = results[results.layer == probes.CONCAT]  # the layers concatenated: one more candidate per fold
+    per_layer = results[results.candidate == "layer"].groupby("layer").ua.mean()
+    assert list(per_layer.index) == [0, 1] and per_layer[1] > per_layer[0] + 0.2
+    chosen = results[(results.candidate == "inner-best") & (results.features == "audio/l")]
+    assert len(chosen) == 6 and (chosen.chosen_candidate == "layer").all() and (chosen.chosen_layer == 1).all()
+    assert results[results.candidate != "layer"].layer.isna().all()  # an index only where a row is one layer
+    concat = results[results.candidate == probes.CONCAT]  # the layers concatenated: one more candidate per fold
     assert len(concat) == 6 and set(concat.features) == {"audio/l"}
 
 

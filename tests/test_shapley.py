@@ -55,7 +55,7 @@ def tables(values_by_fold):
                         for s in c]
             for fold, value in values_by_fold.items():
                 for fusion in (["none"] if k == 1 else ["early", "auto"]):
-                    rows.append({"features": label, "n_members": k, "probe": "linear", "layer": "all", "fusion": fusion,
+                    rows.append({"features": label, "n_members": k, "probe": "linear", "candidate": "all", "fusion": fusion,
                                  "fold": fold, "ua": value[frozenset(c)] - (0.05 if fusion == "early" else 0),
                                  "recall_x": 0.5, "recall_y": 0.5})
     return pd.DataFrame(rows), pd.DataFrame(members)

@@ -13,6 +13,7 @@ from conftest import script_main
 from corpus import ravdess_tree, voice, write_wav
 
 from emoprobe import cli, config
+from emoprobe import results as results_schema
 from emoprobe.data import folds, manifest
 from emoprobe.probes import normalise
 from emoprobe.store.store import EmbeddingStore
@@ -117,17 +118,18 @@ def test_transfer_between_corpora_scores_only_the_labels_they_share(corpora, tmp
     script_main("transfer")(["--train", str(corpora.a), "--test", str(corpora.b), "--label-map", *LABEL_MAP,
                              "--embeddings-dir", str(corpora.embeddings), "--out", str(out)])
     table = pd.read_csv(out)
-    assert sorted(table.features) == sorted(f"audio/{name}" for name in AUDIO for _ in normalise.DEFAULT)
+    assert sorted(table.store) == sorted(f"audio/{name}" for name in AUDIO for _ in normalise.DEFAULT)
     assert sorted(table.normalisation) == sorted(normalise.DEFAULT * len(AUDIO))  # one row per store and protocol
     for row in table.to_dict("records"):
-        assert set(row["labels"].split()) == SHARED
         assert row["n_test"] == 6 * len(SHARED) * CLIPS  # B's fearful clips are not tested
         assert row["n_train"] == 6 * len(SHARED) * CLIPS  # nor A's neutral ones trained on
         assert row["n_folds"] == 1  # no speaker in both corpora: nothing to hold out
         assert 0 <= row["ua"] <= 1 and 0 <= row["ua_within_test"] <= 1
-    recalls = {c for c in table if c.startswith("recall_")}
-    assert recalls == {f"recall_{label}" for label in SHARED}
-    assert table[sorted(recalls)].notna().all().all()
+    per_fold = pd.read_csv(tmp_path / "transfer_folds.csv")  # each fold's score and inner CV's choice beside
+    assert per_fold.groupby(["store", "normalisation"]).n_test.sum().eq(6 * len(SHARED) * CLIPS).all()
+    assert set(per_fold.chosen_candidate) == {"all"} and per_fold.chosen_layer.isna().all()  # no layered store here
+    assert set(results_schema.classes(table, "transfer.csv")) == SHARED  # a recall column per shared label
+    assert table[results_schema.per_class_columns("transfer.csv", sorted(SHARED))].notna().all().all()
     assert table.ua.max() > 0.5  # the same voice per emotion in both corpora: it transfers (chance 1/3)
     assert table.train.str.contains("a.jsonl").all() and table.test.str.contains("b.jsonl").all()
 
@@ -138,7 +140,7 @@ def test_a_ravdess_folder_and_its_manifest_give_identical_stores_and_probes(ravd
     (keys_f, X_f), (keys_m, X_m) = (stores[name].load(pooling) for name in ("folder", "manifest"))
     assert keys_f == keys_m and len(keys_f) == 8 * 8
     np.testing.assert_array_equal(X_f, X_m)
-    columns = ["features", "layer", "probe", "fusion", "fold", "ua"]
+    columns = ["features", "candidate", "layer", "probe", "fusion", "fold", "ua"]
     folder, from_manifest = (train_probes(data, ravdess.embeddings[name], tmp_path / name)[columns]
                              for name, data in (("folder", ravdess.tree), ("manifest", ravdess.manifest)))
     assert len(folder) and folder.fold.nunique() == 6  # RAVDESS actors: EmoBox's six folds, from either
@@ -150,11 +152,12 @@ def test_transfer_from_male_to_female_actors(ravdess, tmp_path):
     tree = str(ravdess.tree)
     script_main("transfer")(["--train", tree, "--test", tree, "--train-where", "sex=male", "--test-where",
                              "sex=female", "--embeddings-dir", str(ravdess.embeddings["folder"]), "--out", str(out)])
-    row = pd.read_csv(out).iloc[0]
+    table = pd.read_csv(out)
+    row = table.iloc[0]
     assert "sex=male" in row.train and "sex=female" in row.test
     # Disjoint speakers: one fold, every male clip trained on and every female clip tested.
     assert (row.n_folds, row.n_train, row.n_test) == (1, 4 * 8, 4 * 8)
-    assert len(row["labels"].split()) == 8
+    assert len(results_schema.classes(table, "transfer.csv")) == 8  # a recall column per emotion
 
 
 # -- user errors: one line on stderr, exit status 2 -------------------------------------------------

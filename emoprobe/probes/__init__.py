@@ -17,14 +17,14 @@ auto), shapley (contributions of sets and modalities), grid (the whole grid and 
 from .features import FeatureSet, discover_feature_sets, join, load_feature_set
 from .fusion import EARLY_C_GRID, EARLY_SCALINGS, METHODS, System
 from .grid import BEST_SINGLE, read_predictions, run_grid, scores, summarise, targets
-from .linear import (C_GRID, CONCAT, INNER_FOLDS, LinearFit, balanced_accuracy, inner_splits, layer_blocks,
+from .linear import (C_GRID, CANDIDATES, CONCAT, INNER_FOLDS, LinearFit, balanced_accuracy, inner_splits, layer_blocks,
                      linear_probe)
 from .mlp import SEEDS, mlp_probe
 from . import normalise
 from .shapley import shapley_table
 from .solver import Rotated, fit_softmax, rotate, standardise
 
-__all__ = ["BEST_SINGLE", "C_GRID", "CONCAT", "EARLY_C_GRID", "EARLY_SCALINGS", "INNER_FOLDS", "METHODS", "SEEDS",
+__all__ = ["BEST_SINGLE", "C_GRID", "CANDIDATES", "CONCAT", "EARLY_C_GRID", "EARLY_SCALINGS", "INNER_FOLDS", "METHODS", "SEEDS",
            "FeatureSet", "LinearFit", "Rotated", "System", "balanced_accuracy", "discover_feature_sets", "fit_softmax",
            "inner_splits", "join", "layer_blocks", "linear_probe", "load_feature_set", "mlp_probe", "normalise", "read_predictions",
            "rotate", "run_grid", "scores", "shapley_table", "standardise", "summarise", "targets"]

@@ -37,7 +37,7 @@ from ..data import folds as folds_mod
 from . import fusion, linear, mlp, normalise, parts, shapley, solver
 from .features import FeatureSet, join
 from .fusion import System
-from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
+from .linear import INNER_FOLDS, candidate, inner_splits, layer_blocks, linear_probe
 from .mlp import SEEDS, mlp_probe
 from .solver import Rotated
 
@@ -45,7 +45,7 @@ BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
 FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
 EVERY_SUBSET_PART = "fusions, every subset (select, late)"  # its seconds in the grid's timing
-PREDICTION_COLUMNS = ["features", "normalisation", "probe", "fusion", "layer", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
+PREDICTION_COLUMNS = ["features", "normalisation", "probe", "fusion", "candidate", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
 def targets(clips: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -62,7 +62,7 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     recalls = dict(zip(present, recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)))
     return {"ua": balanced_accuracy_score(y_true, y_pred), "wa": accuracy_score(y_true, y_pred),
             "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
-            **{f"recall_{name}": recalls.get(i, np.nan) for i, name in enumerate(classes)}}
+            **{f"{shapley.RECALL}{name}": recalls.get(i, np.nan) for i, name in enumerate(classes)}}
 
 
 @dataclass
@@ -135,7 +135,7 @@ class FoldRun:
         if prediction:
             self.predictions.append(pd.DataFrame({
                 "features": label["features"], "normalisation": label["normalisation"], "probe": label["probe"], "fusion": label["fusion"],
-                "layer": str(label["layer"]), "fold": self.fold, "seed": seed, "key": self.keys[rows[test]],
+                "candidate": label["candidate"], "fold": self.fold, "seed": seed, "key": self.keys[rows[test]],
                 "speaker": self.speakers[rows[test]], "y_true": y_true, "y_pred": system_pred}))
 
     # -- 1. single sets ------------------------------------------------------------------------
@@ -158,15 +158,15 @@ class FoldRun:
         best = fit.best_layer
         label = describe([p], "linear", "none")
         for i, name in enumerate(names):
-            self.emit({**label, "layer": name}, p.rows, test, fit.pred[i], len(train),
+            self.emit({**label, **candidate(name)}, p.rows, test, fit.pred[i], len(train),
                       extra={"inner_ua": fit.best_inner_ua[i], "C": fit.C[i]}, prediction=not p.fs.layered)
         if p.fs.layered:
-            self.emit({**label, "layer": "inner-best"}, p.rows, test, fit.pred[best], len(train),
-                      extra={"inner_ua": fit.best_inner_ua[best], "C": fit.C[best], "chosen_layer": names[best]})
+            self.emit(label, p.rows, test, fit.pred[best], len(train),
+                      extra={"inner_ua": fit.best_inner_ua[best], "C": fit.C[best], **candidate(names[best], "chosen_")})
         self.timed("single sets, linear", started)
         if "mlp" in self.probes and p.role in ("base", "random control"):
             self.mlp([p], blocks[best], train, test, p.rows, "none",
-                     {"chosen_layer": names[best]} if p.fs.layered else {})
+                     candidate(names[best], "chosen_") if p.fs.layered else {})
         system = System.from_linear(fit, best)
         logp = np.empty((len(p.rows), len(self.classes)), dtype=np.float32)
         logp[train], logp[test] = system.oof_logp, system.test_logp
@@ -217,13 +217,12 @@ class FoldRun:
                     if system.scaling:
                         chosen["early_scaling"] = system.scaling
                     self.emit({**label, "fusion": method}, rows, test, system.pred, len(train),
-                              extra={"inner_ua": system.inner_ua, "C": system.C, "member_layers": member_layers(group),
-                                     **chosen})
+                              extra={"inner_ua": system.inner_ua, "C": system.C, **chosen})
             everything = [i for i, group in enumerate(groups) if len(group) == len(members)]
             if "mlp" in self.probes and everything:
                 system = by_method["early"][everything[0]]  # the scaling early fusion chose, its coordinates
                 self.mlp([m.prepared for m in members], system.features, train, test, rows, "early",
-                         {"member_layers": member_layers(members), "early_scaling": system.scaling})
+                         {"early_scaling": system.scaling})
 
     @staticmethod
     def restrict(m: Member, rows: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[Rotated, System]:
@@ -237,12 +236,13 @@ class FoldRun:
         """The base set inner CV prefers (fusion.select over all of them), on its own rows."""
         best = members[fusion.select([m.system for m in members]).member]
         train, test, _ = self.local(best.prepared.rows)
-        # one label in every fold, whichever set each fold chose (chosen_set and chosen_layer say which)
+        # one label in every fold, whichever set each fold chose (chosen_set and chosen_candidate say which)
         label = {**describe([m.prepared for m in members], "linear", "none"), "features": BEST_SINGLE,
-                 "members": [], "n_members": 1, "layer": "inner-best"}
+                 "members": [], "n_members": 1, "candidate": "inner-best"}
+        chosen = candidate(best.layer, "chosen_") if best.layer is not None else {}
         self.emit(label, best.prepared.rows, test, best.system.pred, len(train),
                   extra={"inner_ua": best.system.inner_ua, "C": best.system.C, "chosen_set": best.prepared.fs.name,
-                         "chosen_layer": best.layer})
+                         **chosen})
 
     def every_subset(self, members: list[Member]) -> pd.DataFrame:
         """Exact Shapley values of select and late fusion over every subset of the members
@@ -256,12 +256,6 @@ class FoldRun:
         return table.assign(normalisation=members[0].prepared.normalisation)
 
 
-def member_layers(members: list[Member]) -> str:
-    """The layer (or linear.CONCAT) inner CV chose for each member, in member order ('-': not layered), e.g. '-+5'.
-    The same choice is in each member's own 'inner-best' row (chosen_layer) of that fold."""
-    return "+".join("-" if m.layer is None else str(m.layer) for m in members)
-
-
 def describe(sets: list[Prepared], probe: str, fusion_method: str) -> dict:
     """The explicit columns that say what a row is."""
     fs = [p.fs for p in sets]
@@ -270,7 +264,9 @@ def describe(sets: list[Prepared], probe: str, fusion_method: str) -> dict:
             "n_members": len(fs), "modalities": "+".join(sorted({f.modality for f in fs})),
             "weights": "+".join(sorted({f.weights for f in fs})),
             "pooling": fs[0].pooling if len(fs) == 1 else "default", "probe": probe, "fusion": fusion_method,
-            "layer": "inner-best" if any(f.layered for f in fs) else "all"}
+            # a fusion's members are at their inner-best candidates: each member's own inner-best row of
+            # the fold says which (chosen_candidate, chosen_layer)
+            "candidate": "inner-best" if any(f.layered for f in fs) else "all", "layer": None}
 
 
 @dataclass
@@ -519,9 +515,10 @@ def feature_sets(prepared: list[Prepared], members: dict[str, list[str]]) -> pd.
 
 
 def summarise(results: pd.DataFrame, metrics=("ua", "wa", "macro_f1")) -> pd.DataFrame:
-    """Mean and std over folds (and seeds) per features x layer x probe x fusion, best UA first."""
-    keys = ["features", "normalisation", "n_members", "modalities", "weights", "pooling", "layer", "probe", "fusion"]
-    grouped = results.astype({"layer": str}).groupby(keys, sort=False)
+    """Mean and std over folds (and seeds) per features x candidate x layer x probe x fusion, best UA first."""
+    keys = ["features", "normalisation", "n_members", "modalities", "weights", "pooling", "candidate", "layer", "probe",
+            "fusion"]
+    grouped = results.groupby(keys, sort=False, dropna=False)  # layer: empty but for single-layer rows
     table = grouped[list(metrics)].agg(["mean", "std"])
     table.columns = [f"{m}_{s}" for m, s in table.columns]
     table["n_folds"] = grouped.fold.nunique()

@@ -25,8 +25,18 @@ C_GRID = np.logspace(-3, 1, 5)  # inverse L2 strength of a single set's probe (z
 INNER_FOLDS = 3  # actor-grouped inner CV on the training actors (6-7 actors per inner fold)
 WIDTH_BATCH_RATIO = 1.5  # blocks up to this many times a batch's narrowest share its batched fit (padded)
 SELECTION_REL_TOL = 1e-3  # inner fits only choose C and feed OOF scores: a looser stop (final fits: solver.REL_TOL)
-HEADLINE_LAYERS = ("all", "inner-best")  # results' layer labels that stand for a set without test data
 CONCAT = "concat"  # a layered set's last candidate: all its layers z-scored and concatenated (every depth at once)
+# what a results row's block is (its `candidate` column; `layer` holds the index of a "layer" row):
+# a set's one block, one layer of a layered set, its layers concatenated, or the one inner CV chose
+CANDIDATES = ("all", "layer", CONCAT, "inner-best")
+HEADLINE_CANDIDATES = ("all", "inner-best")  # the candidates that stand for a set without test data
+
+
+def candidate(name, prefix: str = "") -> dict:
+    """A layer_blocks label as typed results columns: {candidate, layer}, layer an index or None
+    (prefix "chosen_" for what inner CV chose)."""
+    is_layer = isinstance(name, (int, np.integer))
+    return {f"{prefix}candidate": "layer" if is_layer else name, f"{prefix}layer": int(name) if is_layer else None}
 
 
 @dataclass

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from . import solver
-from .linear import HEADLINE_LAYERS
+from .linear import HEADLINE_CANDIDATES
+
+RECALL = "recall_"  # + a class name: the results column of that class's recall (grid.scores writes them)
 
 MAX_EXACT_PLAYERS = 10  # 2^10 - 1 = 1023 coalitions; more base sets: permutation sampling
 N_PERMUTATIONS = 16  # sampled player orders past MAX_EXACT_PLAYERS (each adds up to one coalition per size)
@@ -86,22 +88,28 @@ def sampled(value: dict[frozenset, float], players: list, orders: np.ndarray) ->
             {p: float(np.std(g, ddof=1) / np.sqrt(len(g))) for p, g in gains.items()})
 
 
+def metrics(classes: list[str]) -> list[tuple[str, str | None, str]]:
+    """What Shapley values are computed of: (metric, class, the results column holding it), UA first,
+    then each class's recall (the class a value is of stays in data, its own column)."""
+    return [("ua", None, "ua"), *(("recall", c, f"{RECALL}{c}") for c in classes)]
+
+
 def coalition_values(results: pd.DataFrame, feature_sets: pd.DataFrame, metric: str, method: str) -> pd.DataFrame:
-    """Per fold and features: the coalition (frozenset of member stores) and its value. Rows: the
-    linear probe's headline rows, single sets' and `method` fusions'."""
+    """Per fold and features: the coalition (frozenset of member stores) and its value (the results
+    column `metric`). Rows: the linear probe's headline rows, single sets' and `method` fusions'."""
     members = feature_sets.groupby("features").store.agg(frozenset)
-    rows = results[(results.probe == "linear") & results.layer.astype(str).isin(HEADLINE_LAYERS)
+    rows = results[(results.probe == "linear") & results.candidate.isin(HEADLINE_CANDIDATES)
                    & (((results.n_members == 1) & (results.fusion == "none")) | (results.fusion == method))]
     rows = rows[rows.features.isin(members.index)]
     return pd.DataFrame({"fold": rows.fold.to_numpy(), "coalition": rows.features.map(members).to_numpy(),
                          "value": rows[metric].to_numpy()})
 
 
-def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, metrics: list[str], method: str = "auto",
+def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, classes: list[str], method: str = "auto",
                   n_classes: int | None = None, max_exact: int = MAX_EXACT_PLAYERS,
                   n_permutations: int = N_PERMUTATIONS, seed: int = SEED) -> pd.DataFrame:
-    """Shapley values per fold: one row per level (feature set / modality) x player x metric x fold,
-    with the estimator and its sampling standard error (0 when exact).
+    """Shapley values per fold: one row per level (feature set / modality) x player x metric (UA, or a
+    class's recall: `metric`, `class`) x fold, with the estimator and its sampling standard error (0 when exact).
 
     results, feature_sets: the grid's tables (probes.csv and feature_sets.csv as data frames).
     """
@@ -109,15 +117,15 @@ def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, metrics: li
     stores = sorted(base.store)
     modality_of = dict(zip(base.store, base.modality))
     modalities = sorted(set(modality_of.values()))
-    chance = 1 / (n_classes or results.filter(like="recall_").shape[1])
+    chance = 1 / (n_classes or len(classes))
     out = []
     if "normalisation" in results and results.normalisation.nunique() > 1:  # each normalisation on its own
-        return pd.concat([shapley_table(part, feature_sets, metrics, method, n_classes, max_exact, n_permutations,
+        return pd.concat([shapley_table(part, feature_sets, classes, method, n_classes, max_exact, n_permutations,
                                         seed).assign(normalisation=n)
                           for n, part in results.groupby("normalisation", sort=False)], ignore_index=True)
     normalisation = results.normalisation.iloc[0] if "normalisation" in results and len(results) else "global"
-    for metric in metrics:
-        values = coalition_values(results, feature_sets, metric, method)
+    for metric, of_class, column in metrics(classes):
+        values = coalition_values(results, feature_sets, column, method)
         for fold, part in values.groupby("fold"):
             value = {frozenset(): chance, **dict(zip(part.coalition, part.value))}
             if len(stores) <= max_exact:
@@ -125,13 +133,13 @@ def shapley_table(results: pd.DataFrame, feature_sets: pd.DataFrame, metrics: li
             else:
                 phi, se = sampled(value, stores, permutations(len(stores), n_permutations, seed))
                 estimator = f"{n_permutations} permutations"
-            out += [{"level": "feature set", "player": p, "metric": metric, "method": method, "fold": fold,
+            out += [{"level": "feature set", "player": p, "metric": metric, "class": of_class, "method": method, "fold": fold,
                      "shapley": phi[p], "sampling_se": se[p], "estimator": estimator} for p in stores]
             # modalities: a coalition of modalities is worth the fusion of all their base sets
             by_modality = {frozenset(ms): value[frozenset(s for s in stores if modality_of[s] in ms)]
                            for k in range(len(modalities) + 1) for ms in itertools.combinations(modalities, k)}
             phi = exact(by_modality, modalities)
-            out += [{"level": "modality", "player": m, "metric": metric, "method": method, "fold": fold,
+            out += [{"level": "modality", "player": m, "metric": metric, "class": of_class, "method": method, "fold": fold,
                      "shapley": phi[m], "sampling_se": 0.0, "estimator": "exact"} for m in modalities]
     return pd.DataFrame(out).assign(normalisation=normalisation)
 
@@ -189,17 +197,16 @@ def every_subset(test_logp: np.ndarray, inner_ua: np.ndarray, y: np.ndarray, cla
     """Exact Shapley values of the base sets (players, with their modalities) and of the modalities,
     for UA and every class's recall, by every EVERY_SUBSET_METHODS method, in one fold: rows as
     shapley_table's (without fold and normalisation)."""
-    metrics = ["ua", *[f"recall_{c}" for c in classes]]
     kinds = sorted(set(modalities))
     out = []
     for method, values in subset_scores(test_logp, inner_ua, y, len(classes)).items():
         phi = exact_every(values)
-        out += [{"level": "feature set", "player": p, "metric": metric, "method": method, "shapley": phi[i, j]}
-                for i, p in enumerate(players) for j, metric in enumerate(metrics)]
+        out += [{"level": "feature set", "player": p, "metric": metric, "class": of_class, "method": method,
+                 "shapley": phi[i, j]} for i, p in enumerate(players) for j, (metric, of_class, _) in enumerate(metrics(classes))]
         # modalities: a coalition of modalities is worth the fusion of all their base sets
         of_kinds = np.array([sum(1 << i for i, m in enumerate(modalities) if (k >> kinds.index(m)) & 1)
                              for k in range(2 ** len(kinds))])
         phi = exact_every(values[of_kinds])
-        out += [{"level": "modality", "player": m, "metric": metric, "method": method, "shapley": phi[i, j]}
-                for i, m in enumerate(kinds) for j, metric in enumerate(metrics)]
+        out += [{"level": "modality", "player": m, "metric": metric, "class": of_class, "method": method,
+                 "shapley": phi[i, j]} for i, m in enumerate(kinds) for j, (metric, of_class, _) in enumerate(metrics(classes))]
     return pd.DataFrame(out).assign(sampling_se=0.0, estimator=EVERY_SUBSET)

@@ -16,7 +16,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 
 from ..data import folds as folds_mod
 from . import normalise
-from .linear import INNER_FOLDS, inner_splits, layer_blocks, linear_probe
+from .shapley import RECALL
+from .linear import INNER_FOLDS, candidate, inner_splits, layer_blocks, linear_probe
 
 MIN_TRAIN_SPEAKERS = INNER_FOLDS + 1  # the inner CV needs INNER_FOLDS speaker groups to choose C
 
@@ -28,7 +29,8 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.nda
     normalisation (normalise.NORMALISATIONS): a transductive one normalises each test speaker
     (speakers_test) with its own test-side clips, unlabelled; the two sides' speakers are kept apart
     (one actor's song clips are not normalised with its speech clips).
-    Returns (predicted class indices, {layer, C, inner_ua} as chosen on the training rows)."""
+    Returns (predicted class indices, {chosen_candidate, chosen_layer, C, inner_ua} as chosen on the
+    training rows; linear.candidate)."""
     X = np.concatenate([X_train, X_test])
     train, test = np.arange(len(X_train)), np.arange(len(X_train), len(X))
     y = np.concatenate([y_train, np.zeros(len(X_test), dtype=int)])  # test labels are never read
@@ -39,7 +41,7 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.nda
     blocks, names = layer_blocks(X, train)
     fit = linear_probe(blocks, y, n_classes, train, test, inner_splits(speakers, train))
     best = fit.best_layer
-    return fit.pred[best], {"layer": names[best] if X.ndim == 3 else None, "C": float(fit.C[best]),
+    return fit.pred[best], {**candidate(names[best], "chosen_"), "C": float(fit.C[best]),
                             "inner_ua": float(fit.best_inner_ua[best])}
 
 
@@ -49,7 +51,7 @@ def scores(y_true, y_pred, classes: list[str]) -> dict:
     recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     return {"ua": balanced_accuracy_score(y_true, y_pred), "wa": accuracy_score(y_true, y_pred),
             "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
-            **{f"recall_{classes[c]}": r for c, r in zip(present, recalls)}}
+            **{f"{RECALL}{classes[c]}": r for c, r in zip(present, recalls)}}
 
 
 def speaker_folds(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list]:
@@ -61,15 +63,16 @@ def speaker_folds(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list]:
 
 
 def transfer(train: pd.DataFrame, test: pd.DataFrame, X_train: np.ndarray, X_test: np.ndarray,
-             classes: list[str], normalisation: str = "global") -> tuple[pd.DataFrame, dict]:
+             classes: list[str], normalisation: str = "global") -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Train on `train` rows, test on `test` rows (clips tables aligned with X_train / X_test; their
     `label` columns hold names in `classes`), fold by fold (speaker_folds).
 
     Returns (per-clip predictions: key, fold, y_true, y_pred as class indices; the pooled scores with
-    the folds' UA mean and std, n_train as the mean over folds, and what inner CV chose per fold)."""
+    the folds' UA mean and std and n_train as the mean over folds; per fold: its UA, clips and what
+    inner CV chose (fold, n_train, n_test, ua, chosen_candidate, chosen_layer, C, inner_ua))."""
     index = {c: i for i, c in enumerate(classes)}
     y_train, y_test = train.label.map(index).to_numpy(int), test.label.map(index).to_numpy(int)
-    rows, fold_ua, chosen, n_train = [], [], [], []
+    rows, fold_ua, chosen = [], [], []
     for fold, test_speakers in speaker_folds(train, test).items():
         fit_rows = np.flatnonzero(~train.speaker.isin(test_speakers))
         test_rows = np.flatnonzero(test.speaker.isin(test_speakers))
@@ -80,13 +83,11 @@ def transfer(train: pd.DataFrame, test: pd.DataFrame, X_train: np.ndarray, X_tes
         rows.append(pd.DataFrame({"key": test.key.to_numpy()[test_rows], "fold": fold,
                                   "y_true": y_test[test_rows], "y_pred": pred}))
         fold_ua.append(balanced_accuracy_score(y_test[test_rows], pred))
-        chosen.append({"fold": fold, **info})
-        n_train.append(len(fit_rows))
+        chosen.append({"fold": fold, "n_train": len(fit_rows), "n_test": len(test_rows), "ua": fold_ua[-1], **info})
     if not rows:
-        return pd.DataFrame(columns=["key", "fold", "y_true", "y_pred"]), {}
-    preds = pd.concat(rows, ignore_index=True)
+        return pd.DataFrame(columns=["key", "fold", "y_true", "y_pred"]), {}, pd.DataFrame(chosen)
+    preds, per_fold = pd.concat(rows, ignore_index=True), pd.DataFrame(chosen)
     summary = {**scores(preds.y_true, preds.y_pred, classes), "ua_fold_mean": float(np.mean(fold_ua)),
                "ua_fold_std": float(np.std(fold_ua, ddof=1)) if len(fold_ua) > 1 else np.nan,
-               "n_folds": len(fold_ua), "n_train": int(np.mean(n_train)), "n_test": len(preds),
-               "layers": " ".join("-" if c["layer"] is None else str(c["layer"]) for c in chosen)}
-    return preds, summary
+               "n_folds": len(fold_ua), "n_train": int(per_fold.n_train.mean()), "n_test": len(preds)}
+    return preds, summary, per_fold

@@ -137,7 +137,7 @@ def probe_views(views: dict[str, np.ndarray], clips: pd.DataFrame) -> pd.DataFra
     table = clips.assign(label=clips.label.astype(str))
     out = []
     for name, X in views.items():
-        preds, _ = transfer(table, table, X.astype(np.float32), X.astype(np.float32), classes)
+        preds, _, _ = transfer(table, table, X.astype(np.float32), X.astype(np.float32), classes)
         named = {"y_true": np.asarray(classes)[preds.y_true], "y_pred": np.asarray(classes)[preds.y_pred]}
         out.append(preds.assign(view=name, **named).merge(clips[["key", "speaker"]], on="key"))
     return pd.concat(out, ignore_index=True)

@@ -101,7 +101,7 @@ def single_sets(res: t.Results) -> list[str]:
     table = table.sort_values("ua_mean", ascending=False)
     lines = [f"Layered sets are scored at the layer, or all layers concatenated ({CONCAT}), that inner CV",
              "chose in each fold ('inner-best').", "",
-             t.markdown(score_table(table, ["features", "role", "pooling", "layer", "probe"])), ""]
+             t.markdown(score_table(table, ["features", "role", "pooling", "candidate", "probe"])), ""]
     return lines + reference(res)
 
 

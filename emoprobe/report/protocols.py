@@ -92,14 +92,14 @@ def carrier_changes(views: dict[str, t.Results]) -> list[str]:
     tops = {}
     for n, v in views.items():
         if v.has("shapley.csv"):
-            table = t.shapley(v).query("level == 'modality' and metric != 'ua'")
-            tops[n] = table.sort_values("shapley_mean").groupby("metric").player.last()
+            table = t.shapley(v).query("level == 'modality' and metric == 'recall'")
+            tops[n] = table.sort_values("shapley_mean").groupby("class").player.last()
     if BASELINE not in tops or len(tops) < 2 or tops[BASELINE].index.size == 0:
         return []
     lines = []
     for n in (m for m in tops if m != BASELINE):
-        differs = [f"{metric.removeprefix('recall_')} ({tops[BASELINE][metric]} -> {tops[n][metric]})"
-                   for metric in tops[BASELINE].index if metric in tops[n] and tops[n][metric] != tops[BASELINE][metric]]
+        differs = [f"{emotion} ({tops[BASELINE][emotion]} -> {tops[n][emotion]})"
+                   for emotion in tops[BASELINE].index if emotion in tops[n] and tops[n][emotion] != tops[BASELINE][emotion]]
         lines.append(f"- Modality carrying most of each emotion's recall, `{n}` against `{BASELINE}`: " +
                      (f"changes for {', '.join(differs)}" if differs else "the same for every emotion") + ".")
     return lines

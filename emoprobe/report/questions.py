@@ -65,7 +65,7 @@ def carriers(res: t.Results, level: str) -> list[str]:
     table = table[table.level == level]
     lines = []
     for emotion in t.emotions(res):
-        part = table[table.metric == f"recall_{emotion}"].sort_values("shapley_mean", ascending=False)
+        part = table[(table.metric == "recall") & (table["class"] == emotion)].sort_values("shapley_mean", ascending=False)
         if part.empty:
             continue
         top, rest = part.iloc[0], part.iloc[1:]
@@ -236,7 +236,7 @@ def rq5(res: t.Results) -> list[str]:
     lines += duration_lines(res) if res.has("duration.csv") else [f"- Duration: {res.missing('duration.csv')}."]
     lines += ["", "**Caveats.** Per-speaker and per-attribute UA come from one fold's test speakers each; a",
               "speaker's UA rests on their clips alone. A transferred probe's layer (or all layers",
-              f"concatenated, '{CONCAT}' in transfer.csv's and duration.csv's `layers`) and C are chosen by",
+              f"concatenated, '{CONCAT}': transfer_folds.csv's and duration_folds.csv's `chosen_candidate`) and C are chosen by",
               "inner CV on its own training data, blind to the shift it is then tested on; a candidate",
               "chosen for fitting the training data best can transfer worse than a single layer would."]
     return lines
@@ -255,13 +255,13 @@ def transfer_lines(res: t.Results) -> list[str]:
     table = res["transfer.csv"]
     cells = [f"{t.pct(m) if pd.isna(sd) else t.pm(m, sd)} ({t.pct(w)})"
              for m, sd, w in zip(table.ua_fold_mean, table.ua_fold_std, table.ua_within_test)]
-    wide = table.assign(pair=table.train + " -> " + table.test, cell=cells).pivot(index="features", columns="pair",
+    wide = table.assign(pair=table.train + " -> " + table.test, cell=cells).pivot(index="store", columns="pair",
                                                                                   values="cell")
     lines = ["- Transfer: UA % on the test data of probes trained on the other data (mean ± std over folds where",
              "  the two share speakers); in brackets, a probe trained within the test data on the same labels, over",
              "  its own speaker-disjoint folds:", "", t.markdown(wide, index=True), ""]
     song = table[table.test_channel == "song"] if "test_channel" in table else table.iloc[:0]
-    lines.append("- Tested on song: " + "; ".join(f"{r.features} {t.pct(r.ua_fold_mean)} (within song {t.pct(r.ua_within_test)})"
+    lines.append("- Tested on song: " + "; ".join(f"{r.store} {t.pct(r.ua_fold_mean)} (within song {t.pct(r.ua_within_test)})"
                                                   for r in song.itertuples()) + "." if len(song) else
                  "- Speech -> song: not available: song data was not available (no row of transfer.csv has "
                  "`test_channel` song).")

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from ..probes.linear import HEADLINE_LAYERS
+from ..probes.linear import HEADLINE_CANDIDATES
 
 N_BOOT = 2000  # speaker resamples: stable 95 % percentile intervals in well under a second per system
 LEVEL = 0.95
 SEED = 0
-SYSTEM = ["features", "normalisation", "probe", "fusion", "layer"]  # what identifies a system in predictions
+SYSTEM = ["features", "normalisation", "probe", "fusion", "candidate"]  # what identifies a system in predictions
 
 
 def fold_interval(values, level: float = LEVEL) -> dict:
@@ -33,16 +33,16 @@ def fold_interval(values, level: float = LEVEL) -> dict:
 def over_folds(table: pd.DataFrame, by: list[str], value: str, level: float = LEVEL) -> pd.DataFrame:
     """fold_interval of `value` per group of `by` (one row per group)."""
     rows = [{**dict(zip(by, key if isinstance(key, tuple) else (key,))), **fold_interval(part[value], level)}
-            for key, part in table.groupby(by, sort=False)]
+            for key, part in table.groupby(by, sort=False, dropna=False)]
     return pd.DataFrame(rows)
 
 
 def shapley_summary(per_fold: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """shapley.csv: per level x player x metric x method, the mean Shapley value over folds with its
+    """shapley.csv: per level x player x metric (and class) x method, the mean Shapley value over folds with its
     t-interval over folds, and the sampling standard error of that mean (0 for exact values)."""
-    keys = ["normalisation", "level", "player", "metric", "method", "estimator"]
+    keys = ["normalisation", "level", "player", "metric", "class", "method", "estimator"]
     table = over_folds(per_fold, keys, "shapley", level).rename(columns={"mean": "shapley_mean", "std": "shapley_std"})
-    se = per_fold.groupby(keys, sort=False).sampling_se.apply(lambda s: float(np.sqrt((s ** 2).sum()) / len(s)))
+    se = per_fold.groupby(keys, sort=False, dropna=False).sampling_se.apply(lambda s: float(np.sqrt((s ** 2).sum()) / len(s)))
     return table.merge(se.rename("sampling_se").reset_index(), on=keys)
 
 
@@ -112,7 +112,7 @@ def fusion_vs_members(results: pd.DataFrame, feature_sets: pd.DataFrame, probe: 
     """Every fusion (each method) against its best member: mean UA over folds of both, and the gap
     (fusion minus best member, UA points). Members are found through feature_sets.csv; a member's
     score is its single-set headline row (inner-best layer)."""
-    headline = results[(results.probe == probe) & results.layer.astype(str).isin(HEADLINE_LAYERS)]
+    headline = results[(results.probe == probe) & results.candidate.isin(HEADLINE_CANDIDATES)]
     singles = headline[(headline.n_members == 1) & (headline.fusion == "none")].groupby("features").ua.mean()
     fused = headline[headline.n_members > 1].groupby(["features", "fusion"]).ua.mean().rename("ua").reset_index()
     members = feature_sets[feature_sets.n_members > 1][["features", "set"]]

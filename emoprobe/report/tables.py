@@ -23,7 +23,7 @@ from ..data import labels
 from ..data.manifest import FIELDS
 from ..errors import NoDataError
 from ..probes import normalise
-from ..probes.linear import HEADLINE_LAYERS
+from ..probes.linear import HEADLINE_CANDIDATES
 from ..store.store import PROVENANCE_COLUMNS
 from . import stats
 
@@ -93,14 +93,14 @@ class Results:
         return headline(probes.read_predictions(path, **where))
 
 
-def same_stores(table, stores, column: str, name: str):
+def same_stores(table, stores, name: str):
     """The rows of a results file made from the stores stores.csv describes (same store, same
     `finalized` stamp): a file left from other stores (a committed one, an older extraction) must
     not stand in for one made from these. Files without the stamp are taken as they are."""
     if table is None or stores is None or "finalized" not in table or stores.finalized.isna().all():
         return table
     made = set(zip(stores.store, stores.finalized.astype(str)))
-    kept = table[[(s, str(f)) in made for s, f in zip(table[column], table.finalized)]]
+    kept = table[[(s, str(f)) in made for s, f in zip(table.store, table.finalized)]]
     if len(kept) < len(table):
         print(f"[results] {name}: {len(table) - len(kept)} row(s) left out, made from other stores than stores.csv's")
     return kept if len(kept) else None
@@ -118,8 +118,8 @@ def load(results_dir=None, data_root=None, normalisation: str | None = "global")
         stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
         text = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "model_id"]
         tables["stores.csv"] = stores.astype({c: object for c in text})  # an all-empty column reads as float
-    for name, column in (("transfer.csv", "features"), ("duration.csv", "store")):
-        tables[name] = same_stores(tables[name], tables["stores.csv"], column, name)
+    for name in ("transfer.csv", "duration.csv"):
+        tables[name] = same_stores(tables[name], tables["stores.csv"], name)
     for name in NORMALISED:  # files made before the protocols existed hold the speaker-independent one
         if tables[name] is not None and "normalisation" not in tables[name]:
             tables[name] = tables[name].assign(normalisation="global")
@@ -157,8 +157,8 @@ def interval(low: float, high: float, sign: bool = False) -> str:
 
 # -- systems and their scores ------------------------------------------------------------------
 def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows that stand for a system: its single layer ('all') or the one inner CV chose ('inner-best')."""
-    return table[table.layer.isin(HEADLINE_LAYERS)]
+    """The rows that stand for a system: its one block ('all') or the candidate inner CV chose ('inner-best')."""
+    return table[table.candidate.isin(HEADLINE_CANDIDATES)]
 
 
 def where(table: pd.DataFrame, system: dict) -> pd.DataFrame:
@@ -175,8 +175,8 @@ def systems(res: Results) -> pd.DataFrame:
     and the test clips summed over folds."""
     table = res["probes_summary.csv"]
     table = probes.summarise(res["probes.csv"]) if table is None else table
-    clips = res["probes.csv"].groupby([*SYSTEM, "layer", "fold"]).n_test.first().groupby([*SYSTEM, "layer"]).sum()
-    return headline(table.join(clips.rename("clips"), on=[*SYSTEM, "layer"])).reset_index(drop=True)
+    clips = headline(res["probes.csv"]).groupby([*SYSTEM, "candidate", "fold"]).n_test.first().groupby([*SYSTEM, "candidate"]).sum()
+    return headline(table).join(clips.rename("clips"), on=[*SYSTEM, "candidate"]).reset_index(drop=True)
 
 
 def fold_scores(res: Results, metric: str = "ua") -> pd.DataFrame:
@@ -358,10 +358,9 @@ def inner_vs_test(res: Results) -> pd.DataFrame:
 
 # -- layers, emotions, Shapley values ----------------------------------------------------------
 def layer_rows(res: Results, probe: str = "linear") -> pd.DataFrame:
-    """probes.csv's rows of single layers (layer 0, 1, ...) of the layered single sets, layer as int."""
+    """probes.csv's rows of single layers (layer 0, 1, ...) of the layered single sets."""
     rows = res["probes.csv"]
-    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & rows.layer.astype(str).str.isdigit()]
-    return rows.astype({"layer": int})
+    return rows[(rows.probe == probe) & (rows.n_members == 1) & (rows.candidate == "layer")].astype({"layer": int})
 
 
 def layer_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
@@ -374,29 +373,28 @@ def concat_scores(res: Results, probe: str = "linear") -> pd.DataFrame:
     """UA of every layered single set on all its layers concatenated (probes.CONCAT), in
     layer_scores' format without the layer column."""
     rows = res["probes.csv"]
-    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & (rows.layer == probes.CONCAT)]
+    rows = rows[(rows.probe == probe) & (rows.n_members == 1) & (rows.candidate == probes.CONCAT)]
     return stats.over_folds(rows, ["features"], "ua")
 
 
 def chosen_layers(res: Results) -> pd.DataFrame:
-    """What inner CV chose in each fold (linear probe, layered single sets): a layer ('3') or
+    """What inner CV chose in each fold (linear probe, layered single sets), shown as a layer ('3') or
     probes.CONCAT; features x fold."""
     rows = res["probes.csv"]
-    rows = rows[(rows.layer == "inner-best") & (rows.probe == "linear") & (rows.n_members == 1)
+    rows = rows[(rows.candidate == "inner-best") & (rows.probe == "linear") & (rows.n_members == 1)
                 & (rows.features != probes.BEST_SINGLE)]
-    chosen = rows.chosen_layer.astype(str).str.removesuffix(".0")  # a column of layers and CONCAT reads as text
-    return rows.assign(chosen_layer=chosen).pivot_table(index="features", columns="fold", values="chosen_layer",
-                                                        aggfunc="first")
+    shown = rows.chosen_layer.astype(str).where(rows.chosen_candidate == "layer", rows.chosen_candidate)
+    return rows.assign(chosen=shown).pivot_table(index="features", columns="fold", values="chosen", aggfunc="first")
 
 
 def emotions(res: Results) -> list[str]:
-    return [c.removeprefix("recall_") for c in res["probes.csv"].columns if c.startswith("recall_")]
+    return results_schema.classes(res["probes.csv"], "probes.csv")
 
 
 def recall(res: Results, chosen: list[dict]) -> pd.DataFrame:
     """Recall per emotion (mean over folds and seeds) of the chosen systems: one row each, indexed
     by features label."""
-    columns = [f"recall_{e}" for e in emotions(res)]
+    columns = results_schema.per_class_columns("probes.csv", emotions(res))
     means = probes.summarise(headline(res["probes.csv"]), ["ua", *columns])
     rows = pd.concat([where(means, s) for s in chosen])
     table = rows.set_index("features")[[f"{c}_mean" for c in columns]]
@@ -419,11 +417,10 @@ def shapley_matrix(res: Results, level: str, value: str = "shapley_mean", method
     """One column of the Shapley summary for one level ('modality' or 'feature set'): metrics (UA, then
     each emotion's recall) x players."""
     table = shapley(res, method)
-    matrix = table[table.level == level].pivot(index="metric", columns="player", values=value)
-    order = ["ua", *[f"recall_{e}" for e in emotions(res)]]
-    matrix = matrix.reindex([m for m in order if m in matrix.index])
-    matrix.index = ["UA" if m == "ua" else m.removeprefix("recall_") for m in matrix.index]
-    return matrix
+    table = table[table.level == level]
+    table = table.assign(row=table["class"].where(table.metric == "recall", "UA"))  # UA, then each class's recall
+    matrix = table.pivot(index="row", columns="player", values=value)
+    return matrix.reindex([m for m in ["UA", *emotions(res)] if m in matrix.index]).rename_axis("metric")
 
 
 def shapley_grid(res: Results, level: str, method: str = SHAPLEY_METHOD) -> pd.DataFrame:

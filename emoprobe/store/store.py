@@ -232,7 +232,7 @@ def available_stores(root: str | os.PathLike | None = None, log=print) -> list[E
 
 
 PROVENANCE_COLUMNS = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "first_seconds",
-                      "base_set", "layered", "n_layers", "default_pooling", "poolings", "n_clips", "n_failures",
+                      "base_set", "layered", "n_layers", "default_pooling", "n_clips", "n_failures",
                       "model_id", "data_root", "precision", "seconds_extracting", "date", "finalized"]
 
 
@@ -244,6 +244,14 @@ def provenance(stores: list[EmbeddingStore]) -> pd.DataFrame:
     rows = []
     for store in stores:
         meta = store.meta()
-        rows.append({**{c: meta.get(c) for c in PROVENANCE_COLUMNS}, "store": store.id,
-                     "poolings": " ".join(f"{p}{tuple(shape[1:])}" for p, shape in meta.get("poolings", {}).items())})
+        rows.append({**{c: meta.get(c) for c in PROVENANCE_COLUMNS}, "store": store.id})
     return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
+
+
+def pooling_shapes(stores: list[EmbeddingStore]) -> pd.DataFrame:
+    """One row per store x pooling: its per-clip shape, n_layers (empty when not layered) and dim."""
+    import pandas as pd
+
+    rows = [{"store": store.id, "pooling": pooling, "n_layers": shape[1] if len(shape) == 3 else None, "dim": shape[-1]}
+            for store in stores for pooling, shape in store.meta().get("poolings", {}).items()]
+    return pd.DataFrame(rows, columns=["store", "pooling", "n_layers", "dim"])
