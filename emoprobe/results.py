@@ -3,9 +3,9 @@ types and allowed values. Writers and readers go through `write` and `read`; `pr
 table against its declaration (tests/test_results_schema.py checks every committed file).
 
 Allowed values are imported from where they are defined (fusion methods, member scalings, layer
-labels, weights, modalities, roles), so a new method or role is declared in one place. A column
-whose name ends with a class (recall_<emotion>) is declared once as a prefix: the classes come from
-the data, not from this file.
+labels, weights, modalities, roles), so a new method or role is declared in one place. A value per
+class (each emotion's recall) is a row of a long table with the class in a column (recalls.parquet,
+transfer_recalls.csv): the classes come from the data, not from column names.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .encoders.base import MODALITIES, WEIGHTS
@@ -56,21 +57,15 @@ class ResultsFile:
     name: str
     made_by: str
     columns: tuple[Column, ...]
-    per_class: str | None = None  # a prefix of columns, one per class
-    per_class_after: str | None = None  # the declared column the per-class ones follow
     optional: tuple[str, ...] = field(default=())  # columns an older file may lack
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def ordered(self, classes: list[str] = ()) -> list[str]:
-        """Every column in file order, with one per-class column per class."""
-        names = self.names
-        if not self.per_class:
-            return names
-        at = names.index(self.per_class_after) + 1 if self.per_class_after else len(names)
-        return [*names[:at], *(f"{self.per_class}{c}" for c in classes), *names[at:]]
+    @property
+    def parquet(self) -> bool:  # a long table (one row per row x class, per clip, ...): compressed, typed
+        return self.name.endswith(".parquet")
 
     @property
     def dtypes(self) -> dict[str, str]:
@@ -86,16 +81,19 @@ NORMALISATION = _c("normalisation", allowed=tuple(NORMALISATIONS))
 CHOSEN = (_c("chosen_candidate", allowed=("all", "layer", CONCAT)), _c("chosen_layer", "Int64"))  # inner CV's choice
 FOLD_SCORES = (_c("fold"), _c("n_train", "int"), _c("n_test", "int"), _c("ua", "float"), *CHOSEN, _c("C", "float"),
                _c("inner_ua", "float"))  # a transferred probe's fold: its score and what inner CV chose
+CLASS_RECALL = (_c("class"), _c("recall", "float"))  # a class (label) in data, and its recall
 SYSTEM_KEYS = (_c("features"), NORMALISATION, _c("n_members", "int"), _c("modalities", allowed=MODALITIES, parts="+"),
                _c("weights", allowed=WEIGHTS, parts="+"), _c("pooling"), *LAYER, _c("probe", allowed=PROBES),
                _c("fusion", allowed=fusion_labels))
+ROW_KEYS = (_c("features"), NORMALISATION, *LAYER, _c("probe", allowed=PROBES), _c("fusion", allowed=fusion_labels),
+            _c("fold"), _c("seed", "int"))  # what names a probes.csv row
 FILES = {f.name: f for f in [
     ResultsFile("probes.csv", TRAIN, (
         *SYSTEM_KEYS, _c("fold"), _c("seed", "int"), _c("n_train", "int"), _c("n_test", "int"),
         _c("inner_ua", "float"), _c("C", "float"), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"),
         *CHOSEN,
-        _c("chosen_method", allowed=method_labels), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS))),
-        per_class=RECALL, per_class_after="macro_f1"),
+        _c("chosen_method", allowed=method_labels), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS)))),
+    ResultsFile("recalls.parquet", TRAIN, (*ROW_KEYS, *CLASS_RECALL)),  # each probes.csv row's recall of each class
     ResultsFile("probes_summary.csv", TRAIN, (
         *SYSTEM_KEYS, *(_c(f"{m}_{s}", "float") for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")),
         _c("n_folds", "int"), _c("n_seeds", "int"), _c("ua_pooled", "float"), _c("ua_boot_low", "float"),
@@ -123,7 +121,9 @@ FILES = {f.name: f for f in [
         _c("train"), _c("test"), _c("train_channel"), _c("test_channel"), _c("store"), NORMALISATION,
         _c("probe", allowed=PROBES), _c("ua", "float"), _c("wa", "float"), _c("macro_f1", "float"), _c("ua_fold_mean", "float"),
         _c("ua_fold_std", "float"), _c("n_folds", "int"), _c("n_train", "int"), _c("n_test", "int"),
-        _c("ua_within_test", "float"), _c("finalized")), per_class=RECALL, per_class_after="macro_f1"),
+        _c("ua_within_test", "float"), _c("finalized"))),
+    ResultsFile("transfer_recalls.csv", "python experiments/transfer.py --train A --test B", (  # each shared label's
+        _c("train"), _c("test"), _c("store"), NORMALISATION, _c("probe", allowed=PROBES), *CLASS_RECALL)),
     ResultsFile("transfer_folds.csv", "python experiments/transfer.py --train A --test B", (  # what each fold chose
         _c("train"), _c("test"), _c("store"), NORMALISATION, _c("probe", allowed=PROBES), *FOLD_SCORES)),
     ResultsFile("duration.csv", "python experiments/duration.py (after extract_audio.py --first-seconds S)", (
@@ -140,20 +140,28 @@ FILES = {f.name: f for f in [
         _c("key"), _c("n_frames", "int"), _c("source"), _c("n_faces", "int"), _c("frames_with_face"),
         _c("prob_min", "float"), _c("face_height_px", "float"), _c("frame_width", "int"), _c("frame_height", "int"))),
 ]}
+RECALLS = "recalls.parquet"  # the per-class recall of every probes.csv row (split_recalls), written by train_probes
 PREDICTIONS = "predictions.parquet"  # per-clip predictions: grid.PREDICTION_COLUMNS, written by train_probes
 SETTINGS = "settings.json"  # every probe setting behind the numbers (grid.settings), written by train_probes
 MADE_BY = {**{name: f.made_by for name, f in FILES.items()}, PREDICTIONS: TRAIN, SETTINGS: TRAIN}
 
 
-def classes(table: pd.DataFrame, name: str) -> list[str]:
-    """The classes a results table has one column each of (its declared per-class prefix), in file order."""
-    prefix = FILES[name].per_class
-    return [c[len(prefix):] for c in table.columns if c.startswith(prefix)]
+def split_recalls(table: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table as the probes score it, one recall column per class (RECALL + class), -> (the table
+    without them, and one row per row x class: keys, class (categorical, classes in column order),
+    recall to 5 decimals as the CSV files hold numbers)."""
+    columns = [c for c in table if c.startswith(RECALL)]
+    classes = [c[len(RECALL):] for c in columns]
+    long = table[keys].loc[table.index.repeat(len(columns))].reset_index(drop=True)
+    long["class"] = pd.Categorical(np.tile(classes, len(table)), categories=classes)
+    long["recall"] = np.round(table[columns].to_numpy(dtype=float).ravel(), 5)
+    return table.drop(columns=columns), long
 
 
-def per_class_columns(name: str, of: list[str]) -> list[str]:
-    """The columns of a results file that hold each class's value (e.g. recall), for the classes `of`."""
-    return [f"{FILES[name].per_class}{c}" for c in of]
+def classes(recalls: pd.DataFrame) -> list[str]:
+    """The classes of a long per-class table (recalls.parquet's class order; a CSV's in order of appearance)."""
+    column = recalls["class"]
+    return [str(c) for c in (column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column.unique())]
 
 
 def _read_dtype(column: Column) -> str:
@@ -172,6 +180,8 @@ def read_as(path: str | os.PathLike, name: str) -> pd.DataFrame | None:
     if not Path(path).exists():
         return None
     spec = FILES[name]
+    if spec.parquet:
+        return pd.read_parquet(path)
     return pd.read_csv(path, dtype={c.name: _read_dtype(c) for c in spec.columns if _read_dtype(c)})
 
 
@@ -182,13 +192,15 @@ def write(table: pd.DataFrame, name: str, path: str | os.PathLike, **to_csv) -> 
     if found:
         raise ValueError(f"{name} does not match its declaration in emoprobe/results.py: {'; '.join(found[:5])}")
     spec = FILES[name]
-    classes = [c[len(spec.per_class):] for c in table if spec.per_class and c.startswith(spec.per_class)]
-    order = [c for c in spec.ordered(classes) if c in table]
     whole = {c.name: "Int64" for c in spec.columns if c.dtype == "Int64" and c.name in table}
-    table = table.astype(whole)  # a whole number or empty, never written as 3.0
+    order = [c for c in spec.names if c in table]  # then what a file may add (clips.csv: the corpus's attributes)
+    table = table.astype(whole)[[*order, *(c for c in table if c not in order)]]  # Int64: a whole number, never 3.0
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table[[*order, *(c for c in table if c not in order)]].to_csv(path, index=False, **to_csv)
+    if spec.parquet:
+        table.to_parquet(path, index=False, compression="zstd")
+    else:
+        table.to_csv(path, index=False, **to_csv)
     return path
 
 
@@ -199,14 +211,10 @@ def problems(table: pd.DataFrame, name: str) -> list[str]:
     out = [f"column {c} is missing" for c in spec.names if c not in table and c not in spec.optional]
     extra = [c for c in table if c not in spec.names]
     if name != "clips.csv":  # clips.csv ends with the corpus's own attributes
-        allowed_extra = [c for c in extra if not (spec.per_class and c.startswith(spec.per_class))]
-        out += [f"column {c} is not declared" for c in allowed_extra]
+        out += [f"column {c} is not declared" for c in extra]
     for column in spec.columns:
         if column.name in table:
             out += _cell_problems(table[column.name], column)
-    if spec.per_class:
-        for c in (c for c in table if c.startswith(spec.per_class)):
-            out += _cell_problems(table[c], Column(c, "float"))
     return out
 
 

@@ -8,6 +8,7 @@ by early, late and stacked fusion and by `auto` (the method inner CV prefers); t
 by inner CV; the MLP on every base set, random control and the fusion of all base sets.
 Writes to --out:
     probes.csv          one row per features x candidate (layer) x probe x fusion x fold x seed (explicit columns)
+    recalls.parquet     each of those rows' recall of each class (long: the row's keys, class, recall)
     probes_summary.csv  mean and std over folds (and seeds), pooled UA and its speaker-bootstrap interval
     feature_sets.csv    one row per features label x member store: find a fusion's members by joining
     shapley.csv         Shapley values of base sets and modalities, per metric, with intervals over folds: of
@@ -105,7 +106,9 @@ def main(argv=None):
     shapley = stats.shapley_summary(pd.concat([shapley, every_subset], ignore_index=True))  # + select, late: exact
 
     out.mkdir(parents=True, exist_ok=True)
-    results_schema.write(results, "probes.csv", out / "probes.csv", float_format="%.5f")
+    probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
+    results_schema.write(probes_table, "probes.csv", out / "probes.csv", float_format="%.5f")
+    results_schema.write(recalls, results_schema.RECALLS, out / results_schema.RECALLS)
     results_schema.write(summary, "probes_summary.csv", out / "probes_summary.csv", float_format="%.5f")
     results_schema.write(feature_sets, "feature_sets.csv", out / "feature_sets.csv")
     results_schema.write(shapley, "shapley.csv", out / "shapley.csv", float_format="%.5f")

@@ -115,8 +115,10 @@ def main(argv=None):
     if not rows:
         raise UserError("no store holds clips of both corpora: embed both with the same --embeddings-dir")
     out = Path(args.out) if args.out else config.results_dir() / "transfer.csv"
-    # rows of this train/test pair are replaced; what each fold chose goes beside, in transfer_folds.csv
-    for name, table, path in [("transfer.csv", pd.DataFrame(rows), out),
+    # rows of this train/test pair are replaced; beside: what each fold chose, and each label's recall
+    pooled, recalls = results_schema.split_recalls(pd.DataFrame(rows), ["train", "test", "store", "normalisation", "probe"])
+    for name, table, path in [("transfer.csv", pooled, out),
+                              ("transfer_recalls.csv", recalls, out.with_name(out.stem + "_recalls.csv")),
                               ("transfer_folds.csv", pd.concat(chosen_per_fold, ignore_index=True),
                                out.with_name(out.stem + "_folds.csv"))]:
         old = results_schema.read_as(path, name)

@@ -29,8 +29,7 @@ def test_writing_refuses_a_value_outside_the_declaration(tmp_path):
     with pytest.raises(ValueError, match="fusion: 'median' is not one of none, select, early, late, stack, auto"):
         results_schema.write(table, "probes.csv", tmp_path / "probes.csv")
     table.loc[0, "fusion"] = "auto"
-    recalls = [c for c in table if c.startswith(results_schema.RECALL)]  # in class order
-    shuffled = table[[*reversed([c for c in table if c not in recalls]), *recalls]]
+    shuffled = table[list(reversed(table.columns))]
     path = results_schema.write(shuffled, "probes.csv", tmp_path / "probes.csv")
     assert list(pd.read_csv(path).columns) == list(pd.read_csv(COMMITTED / "probes.csv", nrows=0).columns)
 
@@ -74,3 +73,32 @@ def test_the_benchmark_reads_an_older_grids_text_layers_as_typed_candidates(tmp_
     assert agreement["rows_both"] == 6 and agreement["systems"] == 6  # each layer is a system of its own
     assert agreement["abs_d_ua_row_quantiles"]["1.0"] == 1.0 and agreement["systems_over_0.5_ua"] == 6
     assert {s["layer"] for s in agreement["worst_systems"]} == {0, 1, None}  # JSON: an empty layer is null
+
+
+@pytest.mark.parametrize("folder", [COMMITTED, FIXTURE], ids=["committed", "fixture"])
+def test_each_probes_row_has_its_recall_of_every_class_in_long_rows(folder):
+    """recalls.parquet: one row per probes.csv row x class, the class in data (in the labels' order)."""
+    probes_table, recalls = (results_schema.read(folder, n) for n in ("probes.csv", results_schema.RECALLS))
+    keys = [c.name for c in results_schema.ROW_KEYS]
+    classes = results_schema.classes(recalls)
+    assert len(classes) >= 2 and len(recalls) == len(probes_table) * len(classes)
+    per_row = recalls.groupby(keys, dropna=False, observed=True)["class"].agg(list)
+    assert len(per_row) == len(probes_table) and all(c == classes for c in per_row)
+    assert [c for c in results_schema.read(folder, "probes.csv") if c.startswith("recall")] == []
+
+
+def test_recall_columns_become_long_rows_with_the_class_in_data():
+    wide = pd.DataFrame({"features": ["a", "b"], "ua": [0.5, 0.25], "recall_sad": [1 / 3, 0.0],
+                         "recall_happy": [0.5, float("nan")]})
+    rest, long = results_schema.split_recalls(wide, ["features"])
+    assert list(rest.columns) == ["features", "ua"]
+    assert results_schema.classes(long) == ["sad", "happy"]  # the columns' order, not the alphabet
+    assert list(long.features) == ["a", "a", "b", "b"] and list(long["class"]) == ["sad", "happy", "sad", "happy"]
+    assert long.recall.tolist()[:3] == [0.33333, 0.5, 0.0] and long.recall.isna().tolist()[3]
+
+
+def test_writing_keeps_the_corpus_attributes_that_end_clips_csv(tmp_path):
+    clips = results_schema.read(FIXTURE, "clips.csv")
+    assert {"sex", "actor"} <= set(clips.columns)  # RAVDESS's own attributes, after key, label, speaker
+    path = results_schema.write(clips, "clips.csv", tmp_path / "clips.csv")
+    assert list(pd.read_csv(path, nrows=0).columns) == list(clips.columns)

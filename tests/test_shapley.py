@@ -68,7 +68,7 @@ def test_shapley_table_from_grid_results_is_efficient_per_fold_for_sets_and_moda
     for v in by_fold.values():  # the grid's values include chance for the empty coalition
         v.update({c: x + 0.5 for c, x in v.items()})
     results, feature_sets = tables(by_fold)
-    table = shapley.shapley_table(results, feature_sets, ["ua"], "auto", n_classes=2)
+    table = shapley.shapley_table(results, feature_sets, [], "auto", n_classes=2)  # no class: UA only
     for fold, part in table.groupby("fold"):
         grand = by_fold[fold][frozenset(players)]
         for level in ("feature set", "modality"):

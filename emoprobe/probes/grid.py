@@ -463,7 +463,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
                     best.timed(EVERY_SUBSET_PART, started)
                     done[-1].seconds = best.seconds
     results = pd.DataFrame([row for part in done for row in part.rows])
-    results = results.reindex(columns=results_schema.FILES["probes.csv"].ordered(classes))  # the declared columns
+    # the declared columns, then each class's recall (train_probes writes those as long rows: recalls.parquet)
+    results = results.reindex(columns=[*results_schema.FILES["probes.csv"].names, *(f"{shapley.RECALL}{c}" for c in classes)])
     predictions = pd.concat([p for part in done for p in part.predictions], ignore_index=True)
     for column in ("y_true", "y_pred"):
         predictions[column] = pd.Categorical.from_codes(predictions[column], categories=classes)

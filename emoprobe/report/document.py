@@ -11,6 +11,7 @@ from ..encoders.base import MODALITIES
 from ..probes.fusion import METHODS
 from ..probes.normalise import NORMALISATIONS
 from . import tables as t
+from . import text
 from .figures import FIGURES
 from .stats import LEVEL
 
@@ -93,7 +94,7 @@ def n_of(values: pd.Series) -> str:
 
 
 def comparison_line(res: t.Results, a: dict, b: dict) -> str:
-    return f"- {t.name(res, a)} minus {t.name(res, b)}: {t.describe_comparison(t.compare(res, a, b))}."
+    return f"- {t.name(res, a)} minus {t.name(res, b)}: {text.describe_comparison(t.compare(res, a, b))}."
 
 
 def beyond_noise(res: t.Results, named: bool = False) -> str:
@@ -104,7 +105,7 @@ def beyond_noise(res: t.Results, named: bool = False) -> str:
     if "ci_high" not in losses:
         return ""
     beyond = losses[losses.ci_high < 0]
-    names = "".join(f"; {r.features} {t.pct(r.diff, True)} {t.interval(r.ci_low, r.ci_high, True)} against "
+    names = "".join(f"; {r.features} {text.pct(r.diff, True)} {text.interval(r.ci_low, r.ci_high, True)} against "
                     f"{r.best_member}" for r in beyond.itertuples()) if named else ""
     return (f", {len(beyond)} of them beyond the {LEVEL_TEXT} paired speaker-bootstrap interval of the "
             f"difference, where about {round(by_chance, 1):g} would be by chance alone if every fusion equalled "

@@ -17,6 +17,7 @@ from .. import results as results_schema
 from ..probes.linear import CONCAT
 from . import protocols
 from . import tables as t
+from . import text
 from .document import (LEVEL_TEXT, METHOD_COLUMNS, TRAINING_FILES, beyond_noise, figures_folder, modalities_note,
                        n_of, render)
 
@@ -70,7 +71,7 @@ def what_was_run(res: t.Results) -> list[str]:
                           "variant": stores.variant, "first seconds": stores.first_seconds,
                           "clips": stores.n_clips, "failures": stores.n_failures,
                           "extraction s": stores.seconds_extracting, "precision": stores.precision})
-    lines = [t.markdown(table.dropna(axis=1, how="all"))]
+    lines = [text.markdown(table.dropna(axis=1, how="all"))]
     if res.has("feature_sets.csv"):
         unprobed = stores[~stores.store.isin(res["feature_sets.csv"].store)]
         if len(unprobed):
@@ -85,7 +86,7 @@ def what_was_not_run(res: t.Results) -> list[str]:
     if missing.empty:
         return ["Every registered encoder has a store."]
     lines = ["Registered encoders (`emoprobe.encoders`) with no store of their own weights here:", "",
-             t.markdown(missing.dropna(axis=1, how="all"))]
+             text.markdown(missing.dropna(axis=1, how="all"))]
     uncovered = missing[~missing.objective.isin(res["stores.csv"].objective)]
     if len(uncovered):
         lines += ["", "Training objectives no store here represents:"]
@@ -101,7 +102,7 @@ def single_sets(res: t.Results) -> list[str]:
     table = table.sort_values("ua_mean", ascending=False)
     lines = [f"Layered sets are scored at the layer, or all layers concatenated ({CONCAT}), that inner CV",
              "chose in each fold ('inner-best').", "",
-             t.markdown(score_table(table, ["features", "role", "pooling", "candidate", "probe"])), ""]
+             text.markdown(score_table(table, ["features", "role", "pooling", "candidate", "probe"])), ""]
     return lines + reference(res)
 
 
@@ -109,9 +110,9 @@ def score_table(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The key columns, then UA / WA / macro-F1 as mean ± std (%), pooled UA [CI], clips, folds x seeds."""
     out = table[keys].copy()
     for metric, title in (("ua", "UA %"), ("wa", "WA %"), ("macro_f1", "macro-F1 %")):
-        out[title] = [t.pm(m, s) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])]
+        out[title] = [text.pm(m, s) for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"])]
     if "ua_pooled" in table:
-        out[f"pooled UA % [{LEVEL_TEXT} CI]"] = [f"{t.pct(u)} {t.interval(lo, hi)}" for u, lo, hi in
+        out[f"pooled UA % [{LEVEL_TEXT} CI]"] = [f"{text.pct(u)} {text.interval(lo, hi)}" for u, lo, hi in
                                         zip(table.ua_pooled, table.ua_boot_low, table.ua_boot_high)]
     out["clips"] = table.clips
     out["folds x seeds"] = [f"{f} x {s}" for f, s in zip(table.n_folds, table.n_seeds)]
@@ -123,7 +124,7 @@ def reference(res: t.Results) -> list[str]:
     if rows.empty:
         return ["No reference row: the grid fits it only when every base set could be trained in a fold."]
     return [f"**Reference: {t.REFERENCE['features']}**, the base set with the best inner-CV UA on each fold's",
-            f"training speakers (no test label involved): {n_of(rows.chosen_set)}. {t.score_line(res, t.REFERENCE)}.",
+            f"training speakers (no test label involved): {n_of(rows.chosen_set)}. {text.score_line(res, t.REFERENCE)}.",
             "Every question below that asks whether something helps compares against this row."]
 
 
@@ -132,32 +133,32 @@ def fusions(res: t.Results) -> list[str]:
         return ["No fusion was run (one base set, or a base set untrainable in some fold)."]
     methods = t.fusion_methods(res)
     table = pd.DataFrame({"fusion": methods.features, "modalities": methods.modalities,
-                          **{m: methods[m].map(t.pct) for m in METHOD_COLUMNS if m in methods},
-                          "best member (its UA)": [f"{b} ({t.pct(u)})" for b, u in
+                          **{m: methods[m].map(text.pct) for m in METHOD_COLUMNS if m in methods},
+                          "best member (its UA)": [f"{b} ({text.pct(u)})" for b, u in
                                                    zip(methods.best_member, methods.best_member_ua)],
-                          "auto minus best member": methods.auto_gap.map(lambda g: t.pct(g, True))})
+                          "auto minus best member": methods.auto_gap.map(lambda g: text.pct(g, True))})
     loses = t.never_loses(res)
     auto = loses[loses.fusion == "auto"].iloc[0]
     lines = ["### Methods side by side",
              "UA % (mean over folds) of the fusion of all base sets and of every pair, by each method; `select`",
              "keeps the member with the best inner-CV UA, `auto` the method with the best inner-CV UA (both",
-             "chosen on training speakers).", "", t.markdown(table), ""]
+             "chosen on training speakers).", "", text.markdown(table), ""]
     everything = t.all_sets(res)
     if everything:
         mlp = t.where(t.systems(res), {**everything, "probe": "mlp", "fusion": "early"})
         if len(mlp):
-            lines += [f"The MLP on the early fusion of all base sets: UA {t.pm(mlp.ua_mean.iloc[0], mlp.ua_std.iloc[0])}.", ""]
+            lines += [f"The MLP on the early fusion of all base sets: UA {text.pm(mlp.ua_mean.iloc[0], mlp.ua_std.iloc[0])}.", ""]
     lines += ["### Does a fusion lose to its best member?",
               "Fusion minus its best member (UA points, means over folds), over every fusion the grid ran; the best",
               "member is the one with the best test UA, the hardest reference there is.", "",
-              t.markdown(loses), "",
+              text.markdown(loses), "",
               f"`auto` fell below its best member in {auto['below best member']} of {auto.fusions} fusions "
               f"(worst {auto['worst gap']:+.1f} points){beyond_noise(res, named=True)}.", "",
               *inner_cv_lines(res),
               "### Per combination of modalities",
               "The system that stands for a combination: the auto fusion of all its base sets. Beside it, the best",
               "fusion of those modalities by test UA: descriptive only (picked on test scores).", "",
-              t.markdown(modality_table(res))]
+              text.markdown(modality_table(res))]
     return lines
 
 
@@ -165,7 +166,7 @@ def inner_cv_lines(res: t.Results) -> list[str]:
     """How well each method's inner-CV UA (what auto and the scaling choice go by) predicts its test UA."""
     lines = ["### Does inner CV judge the methods fairly?",
              "`auto` can only pick well if inner CV does not underrate one method against the others. Means over",
-             "every fusion and fold (UA %):", "", t.markdown(t.inner_vs_test(res)), ""]
+             "every fusion and fold (UA %):", "", text.markdown(t.inner_vs_test(res)), ""]
     rows = res["probes.csv"]
     scaling = rows[(rows.fusion == "early") & (rows.n_members > 1)].get("early_scaling")
     if scaling is not None and scaling.notna().any():
@@ -186,9 +187,9 @@ def modality_table(res: t.Results) -> pd.DataFrame:
     for system in t.modality_systems(res).itertuples():
         best = linear[linear.modalities == system.modalities].head(1)
         rows.append({"modalities": system.modalities, "base sets": system.n_sets,
-                     "all of them (auto)": t.score_line(res, t.as_system(system)),
+                     "all of them (auto)": text.score_line(res, t.as_system(system)),
                      "best fusion by test UA": "" if best.empty else
-                     f"{best.features.iloc[0]} ({best.fusion.iloc[0]}): {t.pct(best.ua_mean.iloc[0])}"})
+                     f"{best.features.iloc[0]} ({best.fusion.iloc[0]}): {text.pct(best.ua_mean.iloc[0])}"})
     return pd.DataFrame(rows)
 
 
@@ -201,7 +202,7 @@ def layers(res: t.Results) -> list[str]:
     chosen = t.chosen_layers(res)
     table["inner CV chose"] = [n_of(chosen.loc[f]) for f in table.index]
     return ["Linear-probe UA % per layer (mean over folds; layer 0 = the input embedding), on all layers",
-            f"concatenated ({CONCAT}), and what inner CV chose in each fold.", "", t.markdown(table, index=True)]
+            f"concatenated ({CONCAT}), and what inner CV chose in each fold.", "", text.markdown(table, index=True)]
 
 
 def per_emotion(res: t.Results) -> list[str]:
@@ -210,7 +211,7 @@ def per_emotion(res: t.Results) -> list[str]:
              *[t.as_system(s) for s in t.modality_systems(res).itertuples() if s.fusion == "auto"]]
     table = (t.recall(res, shown) * 100).round(1)
     return ["Recall % per emotion (linear probe, mean over folds): the reference, every single set, and the",
-            "auto fusion of all base sets of each combination of modalities.", "", t.markdown(table, index=True)]
+            "auto fusion of all base sets of each combination of modalities.", "", text.markdown(table, index=True)]
 
 
 def shapley_values(res: t.Results) -> list[str]:
@@ -221,9 +222,9 @@ def shapley_values(res: t.Results) -> list[str]:
              f"(estimator: {estimators}). A player's values over UA sum, with the others', to the grand",
              "coalition's UA above chance.", ""]
     for level in ("modality", "feature set"):
-        grid = t.shapley_grid(res, level)
+        grid = text.shapley_grid(res, level)
         if len(grid):
-            lines += [f"### Per {level}", "", t.markdown(grid, index=True), ""]
+            lines += [f"### Per {level}", "", text.markdown(grid, index=True), ""]
     return lines + exact_every_subset(res)
 
 
@@ -242,7 +243,7 @@ def exact_every_subset(res: t.Results) -> list[str]:
             f"them on all {2 ** n - 1} coalitions of the {n} base sets, and their Shapley values are exact whatever "
             f"the estimator of the fitted fusions. UA Shapley values in points, mean over folds, per method "
             f"(estimator in brackets); Spearman rank correlation of the base sets' {fitted[0]} values with their "
-            f"exact late-fusion values: {rho:.2f}.", "", t.markdown(table, index=True), ""]
+            f"exact late-fusion values: {rho:.2f}.", "", text.markdown(table, index=True), ""]
 
 
 PER_PROTOCOL = True  # a section rendered once under each protocol (document.section)
@@ -253,5 +254,5 @@ FINDINGS_SECTIONS = [("Protocol", ("probes.csv",), protocol),
                      ("Single feature sets", TRAINING_FILES, single_sets, PER_PROTOCOL),
                      ("Fusions", TRAINING_FILES, fusions, PER_PROTOCOL),
                      ("Per-layer UA of layered sets", TRAINING_FILES, layers, PER_PROTOCOL),
-                     ("Per-emotion recall", TRAINING_FILES, per_emotion, PER_PROTOCOL),
+                     ("Per-emotion recall", (*TRAINING_FILES, "recalls.parquet"), per_emotion, PER_PROTOCOL),
                      ("Shapley values", ("shapley.csv", "probes.csv"), shapley_values, PER_PROTOCOL)]

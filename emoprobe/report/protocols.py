@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..probes.normalise import NORMALISATIONS
 from . import tables as t
+from . import text
 from .document import LEVEL_TEXT, figure, protocol_title
 
 BASELINE = "global"  # the speaker-independent protocol every other is compared with
@@ -35,13 +36,13 @@ def protocols(res: t.Results) -> list[str]:
     table = pd.DataFrame({"system": [t.name(view, s) for s in systems]})
     for n in res.normalisations:
         part = scores[scores.normalisation == n].set_index("system")
-        table[f"{n} UA %"] = [t.pm(part.ua_mean[i], part.ua_std[i]) if i in part.index else "" for i in range(len(systems))]
+        table[f"{n} UA %"] = [text.pm(part.ua_mean[i], part.ua_std[i]) if i in part.index else "" for i in range(len(systems))]
     for n in others(res):
-        table[f"{n} minus {BASELINE}"] = [t.brief_comparison(t.compare_protocols(res, s, n)) for s in systems]
+        table[f"{n} minus {BASELINE}"] = [text.brief_comparison(t.compare_protocols(res, s, n)) for s in systems]
     transductive = [n for n in res.normalisations if NORMALISATIONS[n].transductive]
     return lines + ["", "UA % mean ± std over folds under each protocol; the difference is pooled UA points with its",
                     f"{LEVEL_TEXT} paired speaker-bootstrap interval (the same clips scored under both), folds won.", "",
-                    t.markdown(table), "",
+                    text.markdown(table), "",
                     *([f"{', '.join(f'`{n}`' for n in transductive)} assumes that several clips of each test speaker are "
                        "at hand, unlabelled, when it is scored (see limitations.md); the inductive protocols use no "
                        "clip of a test speaker."] if transductive else [])]
@@ -63,20 +64,20 @@ def changes(res: t.Results) -> list[str]:
         a, b = ranking[BASELINE].reindex(base_sets), ranking[n].reindex(base_sets)
         rho = a.rank().corr(b.rank())
         lines.append(f"- Ranking of the {len(base_sets)} base sets, `{n}` against `{BASELINE}`: Spearman {rho:.2f}; best "
-                     f"set {b.idxmax()} ({t.pct(b.max())}) against {a.idxmax()} ({t.pct(a.max())}); mean gain "
-                     f"{t.pct((b - a).mean(), True)} points, from {t.pct((b - a).min(), True)} ({(b - a).idxmin()}) to "
-                     f"{t.pct((b - a).max(), True)} ({(b - a).idxmax()}).")
+                     f"set {b.idxmax()} ({text.pct(b.max())}) against {a.idxmax()} ({text.pct(a.max())}); mean gain "
+                     f"{text.pct((b - a).mean(), True)} points, from {text.pct((b - a).min(), True)} ({(b - a).idxmin()}) to "
+                     f"{text.pct((b - a).max(), True)} ({(b - a).idxmax()}).")
     lines += carrier_changes(views)
     everything = t.all_sets(views[BASELINE])
     if everything:
         for n, v in views.items():
             lines.append(f"- `{n}`: {t.name(v, everything)} minus the reference: "
-                         f"{t.brief_comparison(t.compare(v, everything, t.REFERENCE))}.")
+                         f"{text.brief_comparison(t.compare(v, everything, t.REFERENCE))}.")
     pairs = t.twin_pairs(views[BASELINE])
     for p in pairs.itertuples():
         a, b = t.single(p.pretrained_set), t.single(p.random_set)
         verdicts = {n: t.compare(v, a, b) for n, v in views.items()}
-        cells = "; ".join(f"`{n}` {t.brief_comparison(d)}" for n, d in verdicts.items())
+        cells = "; ".join(f"`{n}` {text.brief_comparison(d)}" for n, d in verdicts.items())
         ahead = {n: d.get("ci_low", d["fold_diff"]) > 0 for n, d in verdicts.items()}
         changed = " (the verdict changes)" if len(set(ahead.values())) > 1 else ""
         lines.append(f"- {p.pretrained_set} minus its random twin: {cells}{changed}.")
@@ -119,17 +120,17 @@ def enrolment(res: t.Results) -> list[str]:
     curve = t.enrolment_curve(res)
     drawn = curve[curve.k.notna()]
     table, spread = (drawn.pivot(index="k", columns="features", values=v) for v in ("mean", "std"))
-    cells = pd.DataFrame({f: [t.pct(m) if pd.isna(s) else t.pm(m, s) for m, s in zip(table[f], spread[f])]
+    cells = pd.DataFrame({f: [text.pct(m) if pd.isna(s) else text.pm(m, s) for m, s in zip(table[f], spread[f])]
                           for f in table}, index=table.index.astype(int))
     ends = curve.drop_duplicates("features").set_index("features")
-    cells.loc["all clips"] = [t.pct(ends.ua_all_clips[f]) for f in cells.columns]
-    cells.loc["global (no clip)"] = [t.pct(ends.ua_global[f]) for f in cells.columns]
+    cells.loc["all clips"] = [text.pct(ends.ua_all_clips[f]) for f in cells.columns]
+    cells.loc["global (no clip)"] = [text.pct(ends.ua_global[f]) for f in cells.columns]
     for enrolment_kind, part in curve[curve.k.isna()].groupby("enrolment"):
-        cells.loc[enrolment_kind] = [t.pct(part.set_index("features")["mean"].get(f, np.nan)) for f in cells.columns]
+        cells.loc[enrolment_kind] = [text.pct(part.set_index("features")["mean"].get(f, np.nan)) for f in cells.columns]
     draws = res["enrolment.csv"].query("k.notna()").draw.nunique()
     lines += ["**Answer.** UA % against k (mean ± std over draws of the mean over folds; "
               f"{draws} draws), beside `speaker` with every clip and `global`:", "",
-              t.markdown(cells.rename_axis("k clips per test speaker"), index=True), ""]
+              text.markdown(cells.rename_axis("k clips per test speaker"), index=True), ""]
     even, half, most = (t.clips_for_share(curve, share) for share in (0.0, 0.5, 0.9))
     fewest = int(drawn.k.min())
 
@@ -142,9 +143,9 @@ def enrolment(res: t.Results) -> list[str]:
         reach = lambda s: (f"more than the {int(drawn.k.max())} clips tried" if pd.isna(s.get(f))  # noqa: E731
                            else f"{int(s[f])} clip{'s' if s[f] > 1 else ''}")
         calm = curve[(curve.features == f) & curve.k.isna()]
-        calm_line = "".join(f"; {r.enrolment}: {t.pct(r.share_of_gain)} % of the gain"
+        calm_line = "".join(f"; {r.enrolment}: {text.pct(r.share_of_gain)} % of the gain"
                             for r in calm.itertuples() if np.isfinite(r.share_of_gain))
-        lines.append(f"- {f}: the gain over `global` is {t.pct(ends.ua_all_clips[f] - ends.ua_global[f], True)} points "
+        lines.append(f"- {f}: the gain over `global` is {text.pct(ends.ua_all_clips[f] - ends.ua_global[f], True)} points "
                      f"with every clip; {below(even.get(f))}, reaches half of the gain "
                      f"with {reach(half)}, 90 % with {reach(most)}{calm_line}.")
     lines += ["", "**Caveats.** Draws are of each test speaker's clips of every emotion in RAVDESS's proportions;",

@@ -14,6 +14,7 @@ from .. import config
 from ..probes.linear import CONCAT
 from . import protocols
 from . import tables as t
+from . import text
 from .document import (LEVEL_TEXT, METHOD_COLUMNS, TRAINING_FILES, beyond_noise, comparison_line, figure,
                        modalities_note, n_of, render)
 
@@ -51,7 +52,7 @@ def rq1(res: t.Results) -> list[str]:
         table.columns = [s.modalities if s.n_sets == 1 else f"{s.modalities} (auto fusion of its {s.n_sets} base sets)"
                          for s in single_modality]
         lines += ["", "Recall % per emotion of each modality's system (mean over folds):", "",
-                  t.markdown(table, index=True)]
+                  text.markdown(table, index=True)]
     lines += ["", "**Caveats.** Shapley values here are computed on test folds: they attribute what the systems",
               "did, they choose nothing. A modality with more base sets gets a stronger fused system; "
               f"{res['probes.csv'].fold.nunique()} folds", "make the intervals rough."]
@@ -69,10 +70,10 @@ def carriers(res: t.Results, level: str) -> list[str]:
         if part.empty:
             continue
         top, rest = part.iloc[0], part.iloc[1:]
-        others = "; ".join(f"{r.player} {t.pct(r.shapley_mean, True)} {t.interval(r.ci_low, r.ci_high, True)}"
+        others = "; ".join(f"{r.player} {text.pct(r.shapley_mean, True)} {text.interval(r.ci_low, r.ci_high, True)}"
                            for r in rest.itertuples())
-        lines.append(f"- {emotion}: carried most by {top.player}, {t.pct(top.shapley_mean, True)} "
-                     f"{t.interval(top.ci_low, top.ci_high, True)} points of its recall" + (f" ({others})" if others else ""))
+        lines.append(f"- {emotion}: carried most by {top.player}, {text.pct(top.shapley_mean, True)} "
+                     f"{text.interval(top.ci_low, top.ci_high, True)} points of its recall" + (f" ({others})" if others else ""))
     return lines
 
 
@@ -86,14 +87,14 @@ def rq2(res: t.Results) -> list[str]:
     systems = combos + ([everything] if everything and everything not in combos else [])
     if not systems:
         return lines + ["**Answer.** Not available: no fusion of several base sets was run."]
-    lines += ["**Answer.**"] + [f"- {t.name(res, s)}: {t.score_line(res, s)}." for s in systems]
-    lines += [f"- Reference ({t.REFERENCE['features']}): {t.score_line(res, t.REFERENCE)}."]
+    lines += ["**Answer.**"] + [f"- {t.name(res, s)}: {text.score_line(res, s)}." for s in systems]
+    lines += [f"- Reference ({t.REFERENCE['features']}): {text.score_line(res, t.REFERENCE)}."]
     lines += [comparison_line(res, s, t.REFERENCE) for s in systems]
     if res.has("shapley.csv"):
         ua = t.shapley(res).query("level == 'modality' and metric == 'ua'")
         lines.append("- Shapley value of UA per modality (points): " + "; ".join(
-            f"{r.player} {t.pct(r.shapley_mean, True)} {t.interval(r.ci_low, r.ci_high, True)}" for r in ua.itertuples()) +
-            f"; they sum to {t.pct(ua.shapley_mean.sum(), True)}, the all-modalities system's UA above chance.")
+            f"{r.player} {text.pct(r.shapley_mean, True)} {text.interval(r.ci_low, r.ci_high, True)}" for r in ua.itertuples()) +
+            f"; they sum to {text.pct(ua.shapley_mean.sum(), True)}, the all-modalities system's UA above chance.")
     if everything:
         lines.append("- " + methods_line(res, everything))
     loses = t.never_loses(res).set_index("fusion")
@@ -109,7 +110,7 @@ def rq2(res: t.Results) -> list[str]:
 def methods_line(res: t.Results, system: dict) -> str:
     """The all-sets fusion's UA by each method, and which method auto chose per fold."""
     scores = t.systems(res)
-    by_method = [f"{m} {t.pct(t.where(scores, {**system, 'fusion': m}).ua_mean.iloc[0])}" for m in METHOD_COLUMNS]
+    by_method = [f"{m} {text.pct(t.where(scores, {**system, 'fusion': m}).ua_mean.iloc[0])}" for m in METHOD_COLUMNS]
     chosen = t.where(res["probes.csv"], system).chosen_method
     return f"Methods on all base sets (UA %): {', '.join(by_method)}; auto chose {n_of(chosen)}."
 
@@ -124,8 +125,8 @@ def rq3(res: t.Results) -> list[str]:
     pairs = t.pooling_pairs(res)
     pooling = dict(zip(t.sets(res).features, t.sets(res).pooling))
     for a, b in pairs:
-        lines += [f"- {a} ({pooling[a]}) {t.score_line(res, t.single(a))}; {b} ({pooling[b]}) "
-                  f"{t.score_line(res, t.single(b))}.", "  " + comparison_line(res, t.single(b), t.single(a))]
+        lines += [f"- {a} ({pooling[a]}) {text.score_line(res, t.single(a))}; {b} ({pooling[b]}) "
+                  f"{text.score_line(res, t.single(b))}.", "  " + comparison_line(res, t.single(b), t.single(a))]
     if not pairs:
         lines.append("- Pooling: not available: no store was probed at more than one pooling.")
     lines += variants(res) if res.has("stores.csv") else [f"- Variants: {res.missing('stores.csv')}."]
@@ -140,15 +141,15 @@ def variants(res: t.Results) -> list[str]:
         return ["- Variants: not available: no probed store has a `variant` beside the same encoder's plain store."]
     lines = []
     for p in pairs.itertuples():
-        lines += [f"- {p.set} (variant {p.variant}) vs {p.plain_set}: {t.score_line(res, t.single(p.set))} vs "
-                  f"{t.score_line(res, t.single(p.plain_set))}; extraction took "
+        lines += [f"- {p.set} (variant {p.variant}) vs {p.plain_set}: {text.score_line(res, t.single(p.set))} vs "
+                  f"{text.score_line(res, t.single(p.plain_set))}; extraction took "
                   f"{p.seconds_extracting / p.plain_seconds:.1f} times as long ({p.seconds_extracting:.0f} s vs "
                   f"{p.plain_seconds:.0f} s).", "  " + comparison_line(res, t.single(p.set), t.single(p.plain_set)),
                   "  " + default_verdict(t.compare(res, t.single(p.set), t.single(p.plain_set)), p.variant,
                                          p.seconds_extracting / p.plain_seconds)]
         table = per_layer(res, [p.plain_set, p.set])
         if len(table):
-            lines += ["", t.markdown(table, index=True), ""]
+            lines += ["", text.markdown(table, index=True), ""]
     return lines
 
 
@@ -167,7 +168,7 @@ def per_layer(res: t.Results, features: list[str]) -> pd.DataFrame:
     layers = sorted(scores.layer.unique())
     part = pd.concat([scores, t.concat_scores(res).assign(layer=CONCAT)]).astype({"layer": str})
     part = part[part.features.isin(features)]
-    cells = part.assign(cell=[t.pm(m, s) for m, s in zip(part["mean"], part["std"])])
+    cells = part.assign(cell=[text.pm(m, s) for m, s in zip(part["mean"], part["std"])])
     table = cells.pivot(index="layer", columns="features", values="cell")
     return table.reindex([str(layer) for layer in layers] + [CONCAT]).dropna(how="all")[
         [f for f in features if f in set(part.features)]]
@@ -182,19 +183,19 @@ def rq4(res: t.Results) -> list[str]:
     pairs = t.twin_pairs(res)
     for p in pairs.itertuples():
         a, b = t.single(p.pretrained_set), t.single(p.random_set)
-        lines += [f"- {p.pretrained_set} {t.score_line(res, a)}; its random twin {p.random_set} {t.score_line(res, b)}.",
+        lines += [f"- {p.pretrained_set} {text.score_line(res, a)}; its random twin {p.random_set} {text.score_line(res, b)}.",
                   "  " + comparison_line(res, a, b)]
         table = per_layer(res, [p.pretrained_set, p.random_set])
         if len(table):
-            lines += ["", t.markdown(table, index=True), ""]
+            lines += ["", text.markdown(table, index=True), ""]
     if pairs.empty:
         lines.append("- Matched pairs: not available: no probed store has a probed random twin.")
     controls = t.sets(res).query("role == 'random control'")
     for c in controls[~controls.store.isin(pairs.random)].itertuples():
-        lines.append(f"- {c.features} (random weights) {t.score_line(res, t.single(c.features))}; the store it is the "
+        lines.append(f"- {c.features} (random weights) {text.score_line(res, t.single(c.features))}; the store it is the "
                      f"twin of was not probed, so it has no pretrained counterpart here.")
     lines += ["", "Pretraining objective -> UA (base sets, linear probe at the inner-CV layer):", "",
-              t.markdown(objective_table(res)), "", *handcrafted_lines(res), "",
+              text.markdown(objective_table(res)), "", *handcrafted_lines(res), "",
               "**Caveats.** Only encoders that ran here are compared (see findings.md, what was not run);",
               "hand-crafted sets differ from the encoders in dimension as well as in origin."]
     return lines
@@ -205,15 +206,15 @@ def objective_table(res: t.Results) -> pd.DataFrame:
     scores = t.systems(res).merge(base[["features", "objective"]], on="features")
     scores = scores[(scores.probe == "linear") & (scores.fusion == "none")].sort_values("ua_mean", ascending=False)
     return pd.DataFrame({"objective": scores.objective, "weights": scores.weights, "set": scores.features,
-                         "UA %": [t.pm(m, s) for m, s in zip(scores.ua_mean, scores.ua_std)]})
+                         "UA %": [text.pm(m, s) for m, s in zip(scores.ua_mean, scores.ua_std)]})
 
 
 def handcrafted_lines(res: t.Results) -> list[str]:
-    table = t.versus_handcrafted(res)
+    table = text.versus_handcrafted(res)
     if table.empty:
         return ["Hand-crafted baselines: not available: no hand-crafted base set, or no other base set."]
     return ["Each pretrained or third-party base set minus each hand-crafted one (rows minus columns): pooled",
-            f"UA points [{LEVEL_TEXT} speaker-bootstrap interval] (folds won):", "", t.markdown(table, index=True)]
+            f"UA points [{LEVEL_TEXT} speaker-bootstrap interval] (folds won):", "", text.markdown(table, index=True)]
 
 
 def rq5(res: t.Results) -> list[str]:
@@ -228,9 +229,9 @@ def rq5(res: t.Results) -> list[str]:
     pairs = t.confused_pairs(preds)
     speakers = t.ua_by(preds, res["clips.csv"], "speaker").set_index("value").ua
     lines += ["- Most confused (true -> predicted, share of the true class): " + ("; ".join(
-        f"{r.true} -> {r.predicted} {t.pct(r.share)} %" for r in pairs.itertuples()) or "no test clip misclassified") + ".",
-        f"- UA per speaker ranges from {t.pct(speakers.min())} % (speaker {speakers.idxmin()}) to "
-        f"{t.pct(speakers.max())} % (speaker {speakers.idxmax()}); std across speakers {t.pct(speakers.std())} points."]
+        f"{r.true} -> {r.predicted} {text.pct(r.share)} %" for r in pairs.itertuples()) or "no test clip misclassified") + ".",
+        f"- UA per speaker ranges from {text.pct(speakers.min())} % (speaker {speakers.idxmin()}) to "
+        f"{text.pct(speakers.max())} % (speaker {speakers.idxmax()}); std across speakers {text.pct(speakers.std())} points."]
     lines += attribute_lines(res, preds) if res.has("clips.csv") else [f"- Clip attributes: {res.missing('clips.csv')}."]
     lines += transfer_lines(res) if res.has("transfer.csv") else [f"- Transfer: {res.missing('transfer.csv')}."]
     lines += duration_lines(res) if res.has("duration.csv") else [f"- Duration: {res.missing('duration.csv')}."]
@@ -246,22 +247,22 @@ def attribute_lines(res: t.Results, preds: pd.DataFrame) -> list[str]:
     lines = []
     for column in t.attributes(res["clips.csv"]):
         by = t.ua_by(preds, res["clips.csv"], column)
-        lines.append(f"- By {column}: " + ", ".join(f"{v} {t.pct(u)} % ({n} clips)" for v, u, n in
+        lines.append(f"- By {column}: " + ", ".join(f"{v} {text.pct(u)} % ({n} clips)" for v, u, n in
                                                      zip(by.value, by.ua, by.clips)) + ".")
     return lines or ["- No clip attribute besides label and speaker in clips.csv."]
 
 
 def transfer_lines(res: t.Results) -> list[str]:
     table = res["transfer.csv"]
-    cells = [f"{t.pct(m) if pd.isna(sd) else t.pm(m, sd)} ({t.pct(w)})"
+    cells = [f"{text.pct(m) if pd.isna(sd) else text.pm(m, sd)} ({text.pct(w)})"
              for m, sd, w in zip(table.ua_fold_mean, table.ua_fold_std, table.ua_within_test)]
     wide = table.assign(pair=table.train + " -> " + table.test, cell=cells).pivot(index="store", columns="pair",
                                                                                   values="cell")
     lines = ["- Transfer: UA % on the test data of probes trained on the other data (mean ± std over folds where",
              "  the two share speakers); in brackets, a probe trained within the test data on the same labels, over",
-             "  its own speaker-disjoint folds:", "", t.markdown(wide, index=True), ""]
+             "  its own speaker-disjoint folds:", "", text.markdown(wide, index=True), ""]
     song = table[table.test_channel == "song"] if "test_channel" in table else table.iloc[:0]
-    lines.append("- Tested on song: " + "; ".join(f"{r.store} {t.pct(r.ua_fold_mean)} (within song {t.pct(r.ua_within_test)})"
+    lines.append("- Tested on song: " + "; ".join(f"{r.store} {text.pct(r.ua_fold_mean)} (within song {text.pct(r.ua_within_test)})"
                                                   for r in song.itertuples()) + "." if len(song) else
                  "- Speech -> song: not available: song data was not available (no row of transfer.csv has "
                  "`test_channel` song).")
@@ -273,12 +274,12 @@ def duration_lines(res: t.Results) -> list[str]:
     lines = ["- UA % (mean ± std over folds) when only each test clip's first seconds are heard:"]
     for (encoder, trained_on), part in table.groupby(["encoder", "trained_on"], sort=False):
         lines.append(f"  - {encoder}, trained on {trained_on}: " + ", ".join(
-            f"{'whole clips' if s == 'whole' else f'{s} s'} {t.pm(m, sd)}" for s, m, sd in zip(part.seconds, part.ua_fold_mean, part.ua_fold_std)) + ".")
+            f"{'whole clips' if s == 'whole' else f'{s} s'} {text.pm(m, sd)}" for s, m, sd in zip(part.seconds, part.ua_fold_mean, part.ua_fold_std)) + ".")
     return lines
 
 
 PER_PROTOCOL = True  # answered once under each protocol (document.section)
-QUESTION_SECTIONS = [("RQ1. Which modality carries which emotion?", ("probes.csv", "feature_sets.csv"), rq1, PER_PROTOCOL),
+QUESTION_SECTIONS = [("RQ1. Which modality carries which emotion?", (*TRAINING_FILES, "recalls.parquet"), rq1, PER_PROTOCOL),
                      ("RQ2. Do modalities add up?", TRAINING_FILES, rq2, PER_PROTOCOL),
                      ("RQ3. What does temporal information add?", TRAINING_FILES, rq3, PER_PROTOCOL),
                      ("RQ4. Frozen pretrained vs hand-crafted vs random-init", (*TRAINING_FILES, "stores.csv"), rq4,

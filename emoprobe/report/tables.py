@@ -33,7 +33,8 @@ REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"
 STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks read as NaN
 HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
 MADE_BY = results_schema.MADE_BY  # each results file's command, for the lines saying one is absent
-NORMALISED = ("probes.csv", "probes_summary.csv", "shapley.csv", "transfer.csv", "duration.csv")  # a row per protocol
+NORMALISED = tuple(name for name, f in results_schema.FILES.items()  # the files with a row per protocol
+                   if "normalisation" in f.names)
 # RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
 READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
@@ -132,29 +133,6 @@ def load(results_dir=None, data_root=None, normalisation: str | None = "global")
     return res if normalisation is None else res.under(normalisation)
 
 
-# -- formatting --------------------------------------------------------------------------------
-def markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A pipe table; empty cells for missing values."""
-    if index:
-        df = df.reset_index()
-    cell = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)  # noqa: E731
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns), *rows])
-
-
-def pct(value: float, sign: bool = False) -> str:
-    """A share as percent (or a difference of shares as points), one decimal."""
-    return "n/a" if value is None or np.isnan(value) else f"{100 * value:{'+' if sign else ''}.1f}"
-
-
-def pm(mean: float, std: float) -> str:
-    return f"{pct(mean)} ± {pct(std)}"
-
-
-def interval(low: float, high: float, sign: bool = False) -> str:
-    return f"[{pct(low, sign)}, {pct(high, sign)}]"
-
-
 # -- systems and their scores ------------------------------------------------------------------
 def headline(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that stand for a system: its one block ('all') or the candidate inner CV chose ('inner-best')."""
@@ -184,16 +162,6 @@ def fold_scores(res: Results, metric: str = "ua") -> pd.DataFrame:
     return headline(res["probes.csv"]).groupby([*SYSTEM, "fold"], sort=False)[metric].mean().reset_index()
 
 
-def score_line(res: Results, system: dict) -> str:
-    """'UA 71.4 ± 6.7 (pooled 71.2 [64.9, 77.0])' for one system."""
-    row = where(systems(res), system)
-    if row.empty:
-        return "not run"
-    row = row.iloc[0]
-    pooled = f" (pooled {pct(row.ua_pooled)} {interval(row.ua_boot_low, row.ua_boot_high)})" if "ua_pooled" in row else ""
-    return f"UA {pm(row.ua_mean, row.ua_std)}{pooled}"
-
-
 def compare(res: Results, a: dict, b: dict) -> dict:
     """System a minus system b: the mean difference over the folds both have and the folds a wins,
     and, from the predictions, the difference of pooled UA with its paired speaker-bootstrap
@@ -204,20 +172,6 @@ def compare(res: Results, a: dict, b: dict) -> dict:
     if res.has("predictions.parquet"):
         out.update(stats.paired_bootstrap(res.predictions(a), res.predictions(b)))
     return out
-
-
-def describe_comparison(d: dict) -> str:
-    """'+10.2 UA points pooled [5.1, 15.0], bootstrap p = 0.001; +10.4 mean over folds, ahead in 6 of 6 folds'."""
-    p = "p < 0.001" if d.get("p", 1) < 0.001 else f"p = {d.get('p', np.nan):.3f}"
-    pooled = (f"{pct(d['diff'], True)} UA points pooled over speakers {interval(d['ci_low'], d['ci_high'], True)}, "
-              f"paired speaker-bootstrap {p}; " if "diff" in d else "")
-    return f"{pooled}{pct(d['fold_diff'], True)} mean over folds, ahead in {d['wins']} of {d['n_folds']} folds"
-
-
-def brief_comparison(d: dict) -> str:
-    """'+10.2 [+5.1, +15.0] (6/6 folds)': pooled difference (fold mean without predictions), folds won."""
-    diff = f"{pct(d['diff'], True)} {interval(d['ci_low'], d['ci_high'], True)}" if "diff" in d else pct(d["fold_diff"], True)
-    return f"{diff} ({d['wins']}/{d['n_folds']} folds)"
 
 
 # -- what a label is made of -------------------------------------------------------------------
@@ -388,18 +342,16 @@ def chosen_layers(res: Results) -> pd.DataFrame:
 
 
 def emotions(res: Results) -> list[str]:
-    return results_schema.classes(res["probes.csv"], "probes.csv")
+    return results_schema.classes(res[results_schema.RECALLS])
 
 
 def recall(res: Results, chosen: list[dict]) -> pd.DataFrame:
     """Recall per emotion (mean over folds and seeds) of the chosen systems: one row each, indexed
     by features label."""
-    columns = results_schema.per_class_columns("probes.csv", emotions(res))
-    means = probes.summarise(headline(res["probes.csv"]), ["ua", *columns])
+    long = headline(res[results_schema.RECALLS])
+    means = long.groupby([*SYSTEM, "class"], observed=True, sort=False).recall.mean().unstack("class").reset_index()
     rows = pd.concat([where(means, s) for s in chosen])
-    table = rows.set_index("features")[[f"{c}_mean" for c in columns]]
-    table.columns = emotions(res)
-    return table
+    return rows.set_index("features")[emotions(res)].rename_axis(columns=None)
 
 
 SHAPLEY_METHOD = "auto"  # the fusion whose Shapley values the documents lead with (train_probes.SHAPLEY_METHOD)
@@ -421,13 +373,6 @@ def shapley_matrix(res: Results, level: str, value: str = "shapley_mean", method
     table = table.assign(row=table["class"].where(table.metric == "recall", "UA"))  # UA, then each class's recall
     matrix = table.pivot(index="row", columns="player", values=value)
     return matrix.reindex([m for m in ["UA", *emotions(res)] if m in matrix.index]).rename_axis("metric")
-
-
-def shapley_grid(res: Results, level: str, method: str = SHAPLEY_METHOD) -> pd.DataFrame:
-    """Shapley values as 'mean [low, high]' in points (t-interval over folds): players x metrics."""
-    mean, low, high = (shapley_matrix(res, level, v, method) for v in ("shapley_mean", "ci_low", "ci_high"))
-    return pd.DataFrame({p: [f"{pct(m, True)} {interval(lo, hi, True)}" for m, lo, hi in zip(mean[p], low[p], high[p])]
-                         for p in mean}, index=mean.index).T.rename_axis("player")
 
 
 # -- pairs of stores -----------------------------------------------------------------------------
@@ -477,16 +422,6 @@ def not_run(res: Results) -> pd.DataFrame:
                          "objective": cards.objective,
                          "reason": np.where(cards.needs_hub, HUB_REASON, "not extracted"),
                          "random twin run": cards.name.map(twins)}).reset_index(drop=True)
-
-
-def versus_handcrafted(res: Results) -> pd.DataFrame:
-    """Each base set that is not hand-crafted minus each hand-crafted base set (rows minus columns),
-    as brief_comparison cells; empty when either side has none."""
-    base = sets(res)
-    base = base[base.role == "base"]
-    handcrafted, learned = (base[m].features for m in (base.weights == "hand-crafted", base.weights != "hand-crafted"))
-    return pd.DataFrame({h: [brief_comparison(compare(res, single(f), single(h))) for f in learned]
-                         for h in handcrafted}, index=pd.Index(learned, name="features"))
 
 
 # -- failures ------------------------------------------------------------------------------------
