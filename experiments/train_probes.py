@@ -33,6 +33,7 @@ from emoprobe import results as results_schema
 from emoprobe.data import clips as clip_table
 from emoprobe.data import folds
 from emoprobe.errors import NoDataError, UserError
+from emoprobe.probes import parts
 from emoprobe.report import stats
 from emoprobe.store.shards import parse_shard
 from emoprobe.store.store import available_stores, pooling_shapes, provenance
@@ -115,7 +116,9 @@ def main(argv=None):
     settings = {**probes.grid.settings(args.scheme, args.seeds, args.probes, max_exact, args.permutations,
                                        args.normalisations),
                 "shapley_method": SHAPLEY_METHOD, "bootstrap": {"resamples": stats.N_BOOT, "level": stats.LEVEL,
-                                                                "seed": stats.SEED, "unit": "speaker"}}
+                                                                "seed": stats.SEED, "unit": "speaker"},
+                # what was probed: each feature set's clip keys and values, as the grid's resumable parts key them
+                "input_digests": {fs.name: parts.digest(list(fs.keys), fs.X) for fs in [*base, *extra]}}
     (out / results_schema.SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
     predictions.to_parquet(out / results_schema.PREDICTIONS, index=False, compression="zstd")
     write_provenance(args, out)

@@ -102,3 +102,13 @@ def test_writing_keeps_the_corpus_attributes_that_end_clips_csv(tmp_path):
     assert {"sex", "actor"} <= set(clips.columns)  # RAVDESS's own attributes, after key, label, speaker
     path = results_schema.write(clips, "clips.csv", tmp_path / "clips.csv")
     assert list(pd.read_csv(path, nrows=0).columns) == list(clips.columns)
+
+
+def test_the_settings_name_the_data_of_every_feature_set_probed():
+    """settings.json, beside the code digest: a digest of each probed feature set's keys and values."""
+    import json
+
+    settings = json.loads((FIXTURE / results_schema.SETTINGS).read_text())
+    probed = set(results_schema.read(FIXTURE, "feature_sets.csv").set)
+    digests = settings["input_digests"]
+    assert probed <= set(digests) and all(len(d) == 32 for d in digests.values())

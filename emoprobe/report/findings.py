@@ -61,7 +61,9 @@ def settings_lines(res: t.Results) -> list[str]:
             f"{linear['inner_folds']}-fold speaker-grouped inner CV; fusion methods {', '.join(fusion['methods'])} and "
             f"auto ({fusion['auto']}); early-fusion member scaling {', '.join(fusion['early_scalings'])}; MLP seeds "
             f"{s['mlp_seeds']}; protocols {', '.join(f'`{n}`' for n in s.get('normalisations', ['global']))}; "
-            f"probe code digest `{s['probe_code_digest'][:12]}`."]
+            f"probe code digest `{s['probe_code_digest'][:12]}`"
+            + (f"; the data of each of the {len(s['input_digests'])} feature sets probed has its digest there too."
+               if "input_digests" in s else ".")]
 
 
 def what_was_run(res: t.Results) -> list[str]:
