@@ -94,6 +94,10 @@ FILES = {f.name: f for f in [
         *CHOSEN,
         _c("chosen_method", allowed=method_labels), _c("chosen_set"), _c("early_scaling", allowed=tuple(EARLY_SCALINGS)))),
     ResultsFile("recalls.parquet", TRAIN, (*ROW_KEYS, *CLASS_RECALL)),  # each probes.csv row's recall of each class
+    ResultsFile("predictions.parquet", TRAIN, (  # each headline row's test clips: read one system at a time
+        _c("features"), NORMALISATION, _c("probe", allowed=PROBES), _c("fusion", allowed=fusion_labels),
+        _c("candidate", allowed=CANDIDATES), _c("fold"), _c("seed", "int"), _c("key"), _c("speaker", "any"),
+        _c("y_true"), _c("y_pred"))),
     ResultsFile("probes_summary.csv", TRAIN, (
         *SYSTEM_KEYS, *(_c(f"{m}_{s}", "float") for m in ("ua", "wa", "macro_f1") for s in ("mean", "std")),
         _c("n_folds", "int"), _c("n_seeds", "int"), _c("ua_pooled", "float"), _c("ua_boot_low", "float"),
@@ -141,9 +145,9 @@ FILES = {f.name: f for f in [
         _c("prob_min", "float"), _c("face_height_px", "float"), _c("frame_width", "int"), _c("frame_height", "int"))),
 ]}
 RECALLS = "recalls.parquet"  # the per-class recall of every probes.csv row (split_recalls), written by train_probes
-PREDICTIONS = "predictions.parquet"  # per-clip predictions: grid.PREDICTION_COLUMNS, written by train_probes
+PREDICTIONS = "predictions.parquet"  # per-clip predictions (probes.read_predictions reads one system's)
 SETTINGS = "settings.json"  # every probe setting behind the numbers (grid.settings), written by train_probes
-MADE_BY = {**{name: f.made_by for name, f in FILES.items()}, PREDICTIONS: TRAIN, SETTINGS: TRAIN}
+MADE_BY = {**{name: f.made_by for name, f in FILES.items()}, SETTINGS: TRAIN}
 
 
 def split_recalls(table: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

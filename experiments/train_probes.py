@@ -120,7 +120,7 @@ def main(argv=None):
                 # what was probed: each feature set's clip keys and values, as the grid's resumable parts key them
                 "input_digests": {fs.name: parts.digest(list(fs.keys), fs.X) for fs in [*base, *extra]}}
     (out / results_schema.SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
-    predictions.to_parquet(out / results_schema.PREDICTIONS, index=False, compression="zstd")
+    results_schema.write(predictions, results_schema.PREDICTIONS, out / results_schema.PREDICTIONS)
     write_provenance(args, out)
     if args.timing:
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)

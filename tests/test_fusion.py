@@ -190,6 +190,7 @@ def test_a_new_fusion_method_is_one_function_and_one_registration():
         auto = fused[fused.fusion == "auto"].set_index("fold")
         best = fused[fused.fusion != "auto"].loc[lambda d: d.groupby("fold").inner_ua.idxmax()].set_index("fold")
         assert (auto.chosen_method == best.fusion).all()  # auto compares the new method like any other
-        assert not results_schema.problems(results, "probes.csv")
+        table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
+        assert not results_schema.problems(table, "probes.csv") and not results_schema.problems(recalls, "recalls.parquet")
     finally:
         del fusion.METHODS["ua-weighted"]

@@ -45,7 +45,6 @@ BEST_SINGLE = "best single set (inner CV)"
 FUSION_SEPARATOR = " + "  # in readable labels only
 FUSION_CHUNK = 32  # fusions per part: what a kill can lose, and the grain of the parallel work
 EVERY_SUBSET_PART = "fusions, every subset (select, late)"  # its seconds in the grid's timing
-PREDICTION_COLUMNS = ["features", "normalisation", "probe", "fusion", "candidate", "fold", "seed", "key", "speaker", "y_true", "y_pred"]
 
 
 def targets(clips: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -476,7 +475,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
             total["seconds"] += v["seconds"]
             total["flops"] += v["flops"]
     every_subset = pd.concat(every, ignore_index=True) if every else None
-    return results, predictions[PREDICTION_COLUMNS], feature_sets(prepared, members), seconds, every_subset
+    predictions = predictions[results_schema.FILES[results_schema.PREDICTIONS].names]  # the declared columns
+    return results, predictions, feature_sets(prepared, members), seconds, every_subset
 
 
 def settings(scheme: str, seeds, probes, max_exact: int, n_permutations: int,

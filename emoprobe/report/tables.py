@@ -33,8 +33,8 @@ REFERENCE = {"features": probes.BEST_SINGLE, "probe": "linear", "fusion": "none"
 STORE_COLUMNS = PROVENANCE_COLUMNS  # stores.csv; columns an older file lacks read as NaN
 HUB_REASON = "pretrained weights come from the model hub, unreachable where these results were made"
 MADE_BY = results_schema.MADE_BY  # each results file's command, for the lines saying one is absent
-NORMALISED = tuple(name for name, f in results_schema.FILES.items()  # the files with a row per protocol
-                   if "normalisation" in f.names)
+NORMALISED = tuple(name for name, f in results_schema.FILES.items()  # the tables with a row per protocol (the
+                   if "normalisation" in f.names and name != results_schema.PREDICTIONS)  # predictions: Results.predictions)
 # RAVDESS codes of clip attributes, shown as names (other corpora's attributes are shown as they are)
 READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "repetition": labels.REPETITIONS}
 
@@ -112,8 +112,8 @@ def load(results_dir=None, data_root=None, normalisation: str | None = "global")
     for documents that set them side by side). Clip attributes come from clips.csv, else from the
     clips table of data_root when one is given."""
     folder = config.results_dir(results_dir)
-    tables = {name: results_schema.read(folder, name) for name in results_schema.FILES}
-    predictions = folder / results_schema.PREDICTIONS
+    tables = {name: results_schema.read(folder, name) for name in results_schema.FILES if name != results_schema.PREDICTIONS}
+    predictions = folder / results_schema.PREDICTIONS  # large: read one system at a time (Results.predictions)
     tables[results_schema.PREDICTIONS] = predictions if predictions.exists() else None
     if tables["stores.csv"] is not None:
         stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
