@@ -162,6 +162,20 @@ def split_recalls(table: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, p
     return table.drop(columns=columns), long
 
 
+def replace_rows(old: pd.DataFrame, new: pd.DataFrame, key: str) -> pd.DataFrame:
+    """old's rows whose `key` value new does not have, then new's rows: what a results file becomes when
+    rows of some feature sets (or stores) are made again, every other row kept as it was. Categorical
+    columns (a parquet file's classes) keep old's categories, new's values added after them."""
+    kept = old[~old[key].isin(set(new[key]))]
+    for column in old.columns:
+        if isinstance(old[column].dtype, pd.CategoricalDtype) and column in new:
+            categories = list(old[column].cat.categories)
+            categories += [c for c in pd.unique(new[column].astype(object)) if c not in categories and pd.notna(c)]
+            kept = kept.astype({column: pd.CategoricalDtype(categories)})
+            new = new.astype({column: pd.CategoricalDtype(categories)})
+    return pd.concat([kept, new], ignore_index=True)
+
+
 def classes(recalls: pd.DataFrame) -> list[str]:
     """The classes of a long per-class table (recalls.parquet's class order; a CSV's in order of appearance)."""
     column = recalls["class"]

@@ -72,6 +72,10 @@ def main(argv=None):
     p.add_argument("--timing", help="also write the grid's seconds, per part, to this JSON file (benchmarks)")
     p.add_argument("--stores-only", action="store_true",
                    help="only rewrite stores.csv, clips.csv and folds.csv for the current stores (after a re-extraction)")
+    p.add_argument("--add", action="store_true",
+                   help="probe only the --features sets, all single-only (random controls, variants, other poolings), "
+                   "and add their rows to the results in --out, every other row kept as it is (a single-only set's "
+                   "rows depend on no other set; a base set's fusions and Shapley values would: re-run the grid)")
     p.add_argument("--clips-only", action="store_true",
                    help="only rewrite clips.csv and folds.csv from the data root (after the clips table changed)")
     args = p.parse_args(argv)
@@ -80,7 +84,11 @@ def main(argv=None):
         return write_provenance(args, out, stores=not args.clips_only)
 
     clips = clip_table.load(args.data_root, CHANNEL, verbose=False)
+    if args.add and not args.features:
+        raise UserError("--add needs --features: the single-only sets to add to the results")
     base, extra = probes.discover_feature_sets(args.embeddings_dir, args.features, args.extra_poolings)
+    if args.add:
+        return add_sets(args, out, clips, base, extra)
     if not base:
         raise NoDataError(f"no complete embedding store under {config.embeddings_dir(args.embeddings_dir)}: "
                           "run experiments/extract_*.py first")
@@ -136,6 +144,54 @@ def main(argv=None):
     print(f"{len(results)} results in {elapsed:.0f} s ({spent}, summed over folds) -> {config.relative(out)}")
     print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def add_sets(args, out: Path, clips: pd.DataFrame, base: list, extra: list) -> None:
+    """--add: the grid on single-only sets alone, its rows put into the results already in `out` (rows of
+    the same sets replaced), under the settings those results were made with (else: re-run the grid)."""
+    if base:
+        raise UserError(f"--add takes single-only sets; {', '.join(fs.name for fs in base)} are base sets, whose "
+                        "fusions and Shapley values would change too: re-run the whole grid")
+    if not extra:
+        raise NoDataError(f"--add: no complete store matches --features {' '.join(args.features)}")
+    made_with = out / results_schema.SETTINGS
+    if not (out / "probes.csv").exists() or not made_with.exists():
+        raise UserError(f"--add: no results in {config.relative(out)} to add to: run the whole grid first")
+    committed = json.loads(made_with.read_text())
+    now = probes.grid.settings(committed["fold_scheme"], args.seeds, args.probes, committed["shapley"]["max_exact_players"],
+                               committed["shapley"]["permutations"], args.normalisations)
+    differ = [k for k in now if k != "probe_code_digest" and now[k] != committed.get(k)]
+    if args.scheme != committed["fold_scheme"]:
+        differ.insert(0, "fold_scheme")
+    if differ:
+        raise UserError(f"--add: the results in {config.relative(out)} were made with other settings "
+                        f"({', '.join(differ)}): use theirs, or re-run the whole grid")
+    started = time.perf_counter()
+    results, predictions, feature_sets, _, _ = probes.run_grid(
+        clips, [], extra, args.scheme, args.seeds, args.probes, n_jobs=args.jobs,
+        parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out),
+        progress=args.progress and not args.quiet, normalisations=args.normalisations)
+    summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left", on=stats.SYSTEM)
+    probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
+    new = {"probes.csv": probes_table, results_schema.RECALLS: recalls, "probes_summary.csv": summary,
+           "feature_sets.csv": feature_sets, results_schema.PREDICTIONS: predictions}
+    for name, table in new.items():
+        merged = results_schema.replace_rows(results_schema.read(out, name), table, "features")
+        if name == "probes_summary.csv":  # best UA first, as summarise orders it (stable: old ties keep their order)
+            merged = merged.sort_values("ua_mean", ascending=False, kind="stable", ignore_index=True)
+        results_schema.write(merged, name, out / name, **({} if name.endswith(".parquet") or name == "feature_sets.csv"
+                                                         else {"float_format": "%.5f"}))
+    stores = [s for s in available_stores(args.embeddings_dir, log=None) if s.id in {fs.store for fs in extra}]
+    for name, table in (("stores.csv", provenance(stores)), ("poolings.csv", pooling_shapes(stores))):
+        results_schema.write(results_schema.replace_rows(results_schema.read(out, name), table, "store"), name, out / name)
+    committed["input_digests"] = {**committed.get("input_digests", {}),
+                                  **{fs.name: parts.digest(list(fs.keys), fs.X) for fs in extra}}
+    # which rows came from a later run, and from which probe code (the rest: committed["probe_code_digest"])
+    committed["added"] = [*committed.get("added", []),
+                          {"sets": [fs.name for fs in extra], "probe_code_digest": parts.code_digest()}]
+    made_with.write_text(json.dumps(committed, indent=1) + "\n")
+    print(f"{len(results)} rows of {len(extra)} set(s) added in {time.perf_counter() - started:.0f} s "
+          f"-> {config.relative(out)}")
 
 
 def write_provenance(args, out: Path, stores: bool = True) -> None:

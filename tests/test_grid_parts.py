@@ -2,6 +2,7 @@
 kill -9 midway then re-run ends with exactly the results of an uninterrupted run (the real script,
 in subprocesses, on the synthetic fixture stores)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -142,3 +143,35 @@ def test_kill_9_mid_grid_then_rerun_gives_the_uninterrupted_results(empty_tree, 
         assert (tmp_path / "killed" / name).read_text() == (tmp_path / "reference" / name).read_text(), name
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "killed" / "predictions.parquet"),
                                   pd.read_parquet(tmp_path / "reference" / "predictions.parquet"))
+
+
+def test_adding_a_single_only_set_gives_what_the_whole_grid_gives(empty_tree, tmp_path):
+    """train_probes --add: a random control probed on its own and put into results made without it
+    ends with every results file a whole run with it writes (rows compared in any order)."""
+    base_sets, control = FEATURES[:-1], FEATURES[-1]
+
+    def grid(out, features, *options):
+        command = [*grid_command(empty_tree, out, None)[:-1], *options]  # no parts: every row computed here
+        at = command.index("--features")
+        command[at + 1:at + 1 + len(FEATURES)] = features
+        return subprocess.run(command, env=SUBPROCESS_ENV, capture_output=True, text=True)
+
+    assert grid(tmp_path / "whole", FEATURES, "--no-parts").returncode == 0
+    assert grid(tmp_path / "added", base_sets, "--no-parts").returncode == 0
+    added = grid(tmp_path / "added", [control], "--no-parts", "--add")
+    assert added.returncode == 0, added.stderr[-2000:]
+
+    def rows(folder, name):
+        table = pd.read_parquet(folder / name) if name.endswith(".parquet") else pd.read_csv(folder / name)
+        return table.astype(str).sort_values(list(table.columns)).reset_index(drop=True)
+    for name in ("probes.csv", "recalls.parquet", "probes_summary.csv", "feature_sets.csv", "predictions.parquet",
+                 "shapley.csv", "stores.csv", "poolings.csv"):
+        pd.testing.assert_frame_equal(rows(tmp_path / "added", name), rows(tmp_path / "whole", name), obj=name)
+    whole, merged = (json.loads((tmp_path / f / "settings.json").read_text()) for f in ("whole", "added"))
+    assert [a["sets"] for a in merged.pop("added")] == [[f"audio/{control}"]]
+    assert merged == whole
+
+    refused = grid(tmp_path / "added", [base_sets[0]], "--no-parts", "--add")  # a base set: its fusions would change
+    assert refused.returncode == 2 and "re-run the whole grid" in refused.stderr
+    refused = grid(tmp_path / "added", [control], "--no-parts", "--add", "--seeds", "0", "1")  # other settings
+    assert refused.returncode == 2 and "mlp_seeds" in refused.stderr
