@@ -170,7 +170,8 @@ def add_sets(args, out: Path, clips: pd.DataFrame, base: list, extra: list) -> N
     results, predictions, feature_sets, _, _ = probes.run_grid(
         clips, [], extra, args.scheme, args.seeds, args.probes, n_jobs=args.jobs,
         parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out),
-        progress=args.progress and not args.quiet, normalisations=args.normalisations)
+        progress=args.progress and not args.quiet, normalisations=args.normalisations,
+        prune=False)  # the whole grid's parts stay for its next run
     summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left", on=stats.SYSTEM)
     probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
     new = {"probes.csv": probes_table, results_schema.RECALLS: recalls, "probes_summary.csv": summary,
@@ -183,12 +184,14 @@ def add_sets(args, out: Path, clips: pd.DataFrame, base: list, extra: list) -> N
                                                          else {"float_format": "%.5f"}))
     stores = [s for s in available_stores(args.embeddings_dir, log=None) if s.id in {fs.store for fs in extra}]
     for name, table in (("stores.csv", provenance(stores)), ("poolings.csv", pooling_shapes(stores))):
-        results_schema.write(results_schema.replace_rows(results_schema.read(out, name), table, "store"), name, out / name)
+        merged = results_schema.replace_rows(results_schema.read(out, name), table, "store")
+        results_schema.write(merged.sort_values("store", kind="stable"), name, out / name)  # in store order, as a whole run
     committed["input_digests"] = {**committed.get("input_digests", {}),
                                   **{fs.name: parts.digest(list(fs.keys), fs.X) for fs in extra}}
     # which rows came from a later run, and from which probe code (the rest: committed["probe_code_digest"])
-    committed["added"] = [*committed.get("added", []),
-                          {"sets": [fs.name for fs in extra], "probe_code_digest": parts.code_digest()}]
+    names = [fs.name for fs in extra]
+    earlier = [{**a, "sets": [n for n in a["sets"] if n not in names]} for a in committed.get("added", [])]
+    committed["added"] = [*(a for a in earlier if a["sets"]), {"sets": names, "probe_code_digest": parts.code_digest()}]
     made_with.write_text(json.dumps(committed, indent=1) + "\n")
     print(f"{len(results)} rows of {len(extra)} set(s) added in {time.perf_counter() - started:.0f} s "
           f"-> {config.relative(out)}")

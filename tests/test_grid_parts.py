@@ -157,9 +157,12 @@ def test_adding_a_single_only_set_gives_what_the_whole_grid_gives(empty_tree, tm
         return subprocess.run(command, env=SUBPROCESS_ENV, capture_output=True, text=True)
 
     assert grid(tmp_path / "whole", FEATURES, "--no-parts").returncode == 0
-    assert grid(tmp_path / "added", base_sets, "--no-parts").returncode == 0
-    added = grid(tmp_path / "added", [control], "--no-parts", "--add")
+    folder = tmp_path / "parts"
+    assert grid(tmp_path / "added", base_sets, "--parts", str(folder)).returncode == 0
+    base_parts = set(folder.glob("*" + parts.SUFFIX))
+    added = grid(tmp_path / "added", [control], "--parts", str(folder), "--add")
     assert added.returncode == 0, added.stderr[-2000:]
+    assert base_parts < set(folder.glob("*" + parts.SUFFIX))  # the grid's own parts kept for its next run
 
     def rows(folder, name):
         table = pd.read_parquet(folder / name) if name.endswith(".parquet") else pd.read_csv(folder / name)

@@ -343,7 +343,7 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
              n_permutations: int = shapley.N_PERMUTATIONS, n_jobs: int = 1, log=print, parts_dir=None,
              progress: bool = False, shard: tuple[int, int] | None = None,
              normalisations=("global",), enrolment: np.ndarray | None = None,
-             enrol_training_speakers: bool = False
+             enrol_training_speakers: bool = False, prune: bool = True
              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, pd.DataFrame | None] | None:
     """Train the whole grid: (results, one row per features x layer x probe x fusion x fold x seed;
     predictions, one row per test clip of every headline row; feature_sets, one row per features
@@ -360,7 +360,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
     (normalise.NORMALISATIONS); fusions join members of one normalisation. enrolment (bool per clip):
     the only clips of a TEST speaker a transductive normalisation may use (its unlabelled enrolment);
     enrol_training_speakers: the training speakers' statistics come from their enrolment clips too
-    (e.g. every speaker's calm clips), else from all their clips.
+    (e.g. every speaker's calm clips), else from all their clips. prune: remove the parts in parts_dir
+    that this run did not use (False: a run over some sets only keeps the others' parts).
     """
     from joblib import Parallel, delayed
 
@@ -440,7 +441,8 @@ def run_grid(clips: pd.DataFrame, base: list[FeatureSet], extra: list[FeatureSet
         say(f"[grid] shard {shard[0]}/{shard[1]}: the parts of {len(fold_speakers)} of {len(all_folds)} folds "
             f"are in {parts_dir}")
         return None
-    store.prune()
+    if prune:
+        store.prune()
 
     # Assembled in a fixed order (whatever order the parts finished in): per fold, its single sets,
     # its fusions, then the best single set by inner CV.
