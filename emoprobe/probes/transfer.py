@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+from sklearn.metrics import balanced_accuracy_score
 
 from ..data import folds as folds_mod
 from . import normalise
-from .shapley import RECALL
+from .grid import scores  # the grid's UA, WA, macro-F1 and per-class recall
 from .linear import INNER_FOLDS, candidate, inner_splits, layer_blocks, linear_probe
 
 MIN_TRAIN_SPEAKERS = INNER_FOLDS + 1  # the inner CV needs INNER_FOLDS speaker groups to choose C
@@ -43,15 +43,6 @@ def fit_predict(X_train: np.ndarray, y_train: np.ndarray, speakers_train: np.nda
     best = fit.best_layer
     return fit.pred[best], {**candidate(names[best], "chosen_"), "C": float(fit.C[best]),
                             "inner_ua": float(fit.best_inner_ua[best])}
-
-
-def scores(y_true, y_pred, classes: list[str]) -> dict:
-    """UA (headline), WA, macro-F1 and recall per class, over the classes present in y_true."""
-    present = sorted(set(y_true))
-    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
-    return {"ua": balanced_accuracy_score(y_true, y_pred), "wa": accuracy_score(y_true, y_pred),
-            "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
-            **{f"{RECALL}{classes[c]}": r for c, r in zip(present, recalls)}}
 
 
 def speaker_folds(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list]:
