@@ -112,7 +112,7 @@ def main(argv=None):
     rng = np.random.default_rng(SEED)
     out = []
     for _ in range(FUSIONS):
-        subset = sorted(rng.choice(len(members), int(rng.integers(2, 9)), replace=False))
+        subset = sorted(rng.choice(len(members), min(len(members), int(rng.integers(2, 9))), replace=False))
         blocks = [members[i].block for i in subset]
         solver.FLOPS[0], started = 0.0, time.perf_counter()
         with Stopwatch() as watch:
