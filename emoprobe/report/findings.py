@@ -62,8 +62,12 @@ def settings_lines(res: t.Results) -> list[str]:
             f"auto ({fusion['auto']}); early-fusion member scaling {', '.join(fusion['early_scalings'])}; MLP seeds "
             f"{s['mlp_seeds']}; protocols {', '.join(f'`{n}`' for n in s.get('normalisations', ['global']))}; "
             f"probe code digest `{s['probe_code_digest'][:12]}`"
-            + (f"; the data of each of the {len(s['input_digests'])} feature sets probed has its digest there too."
-               if "input_digests" in s else ".")]
+            + (f"; the data of each of the {n_digests} feature sets the grid probed has its digest there too"
+               if (n_digests := len(set(s.get("input_digests", {})) - {n for a in s.get("added", []) for n in a["sets"]}))
+               else "")
+            + "".join(f"; added later by `train_probes.py --add` (single-only sets, every other row unchanged), with probe "
+                      f"code digest `{a['probe_code_digest'][:12]}` and a digest of each one's data: "
+                      f"{', '.join(a['sets'])}" for a in s.get("added", [])) + "."]
 
 
 def what_was_run(res: t.Results) -> list[str]:
