@@ -119,8 +119,8 @@ def rq3(res: t.Results) -> list[str]:
     lines = ["**Experiment.** The same store pooled two ways over time (the `pooling` column: e.g. mean vs",
              "mean and standard deviation); stores made with an encoder option changed (`variant` in",
              "stores.csv, e.g. a longer context window) against the same encoder without it, per layer and in",
-             "extraction time; a temporal probe on per-window sequences and the frame-order control in",
-             "`analysis/04_temporal.ipynb`.",
+             "extraction time (both in `analysis/05_layers.ipynb`); a temporal probe on per-window sequences and",
+             "the frame-order control in `analysis/04_temporal.ipynb`.",
              f"**Figures.** {figure('pooling')}, {figure('variants')}, {figure('temporal_probe')}.", "", "**Answer.**"]
     pairs = t.pooling_pairs(res)
     pooling = dict(zip(t.sets(res).features, t.sets(res).pooling))
