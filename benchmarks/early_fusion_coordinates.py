@@ -11,9 +11,10 @@ fits the same objective in them, so the minimiser is the same, but the problem i
 members together and its columns are correlated across members. Both run with the same inner CV on
 one outer fold, for random subsets of the base sets given, timed in this process with one thread.
 The grid's way is also split into where its time goes: eigendecompositions, the inner-CV fits (every
-inner split x C at once), the final fit, and the rest (Gram sums, coordinates, scoring); and, for the
-widest fusion, the inner-CV fit's time in matrix products (torch's bmm) against the elementwise work
-of L-BFGS (line search, two-loop recursion), from torch's profiler.
+inner split x C at once), the final fit, and the rest (members' Gram matrices, once per fold as in the
+grid, their sums, coordinates, scoring); and, for the widest fusion, the inner-CV fit's time in matrix
+products (torch's bmm) against the elementwise work of L-BFGS (line search, two-loop recursion), from
+torch's profiler.
 Written to results/benchmarks/early_fusion_coordinates.json. Not a test: timings depend on the machine.
 """
 
@@ -110,13 +111,14 @@ def main(argv=None):
     train, test, split = run.local(rows)
     yy, K = y[rows], len(classes)
     rng = np.random.default_rng(SEED)
-    out = []
+    out, grams = [], fusion.MemberGrams(train)
     for _ in range(FUSIONS):
         subset = sorted(rng.choice(len(members), min(len(members), int(rng.integers(2, 9))), replace=False))
         blocks = [members[i].block for i in subset]
         solver.FLOPS[0], started = 0.0, time.perf_counter()
-        with Stopwatch() as watch:
-            grid_way, _ = fusion.early(blocks, yy, K, train, test, split)
+        with Stopwatch() as watch:  # members' Gram matrices computed once per fold, as in the grid's parts
+            grid_way, _ = fusion.early(blocks, yy, K, train, test, split,
+                                       grams.of([members[i].prepared.fs.name for i in subset], blocks))
         grid_s, grid_gflop = time.perf_counter() - started, solver.FLOPS[0] / 1e9
         split_s = {**{k: round(v, 3) for k, v in watch.seconds.items()}, "rest": round(grid_s - sum(watch.seconds.values()), 3)}
         solver.FLOPS[0], started = 0.0, time.perf_counter()

@@ -162,3 +162,19 @@ def test_losses_beyond_noise_are_judged_by_the_paired_speaker_bootstrap():
     assert by_chance == pytest.approx(0.025 * len(gaps))
     line = document.beyond_noise(res)
     assert f"{(losses.ci_high < 0).sum()} of them beyond the 95 % paired speaker-bootstrap interval" in line
+
+
+def test_predictions_come_from_one_read_of_the_file_and_equal_a_filtered_read():
+    """Results.predictions reads predictions.parquet once and indexes it; each system's rows are what a
+    filtered read of the file gives (the way it was read before, once per question)."""
+    from emoprobe import probes
+    res = tables.load(FIXTURE_RESULTS, normalisation=None)
+    path = FIXTURE_RESULTS / "predictions.parquet"
+    systems = pd.read_parquet(path, columns=["features", "normalisation", "probe", "fusion"]).drop_duplicates()
+    assert len(systems) > 20
+    for system in systems.to_dict("records"):
+        view = res.under(system.pop("normalisation"))
+        expected = tables.headline(probes.read_predictions(path, **system, normalisation=view.normalisation))
+        pd.testing.assert_frame_equal(view.predictions(system), expected)
+    assert res.under("global").predictions({"features": "no such set", "probe": "linear", "fusion": "none"}).empty
+    assert view.tables["predictions.parquet"] is res.tables["predictions.parquet"]  # one read for every view

@@ -42,7 +42,7 @@ READABLE = {"intensity": labels.INTENSITIES, "statement": labels.STATEMENTS, "re
 @dataclass
 class Results:
     """The files of one results folder, each None when absent: the CSV files as tables, the
-    predictions as their path (Results.predictions reads one system's at a time)."""
+    predictions as a PredictionsFile (Results.predictions gives one system's; every view shares it)."""
 
     dir: Path
     tables: dict[str, pd.DataFrame | Path | None] = field(default_factory=dict)
@@ -88,10 +88,32 @@ class Results:
 
     def predictions(self, system: dict) -> pd.DataFrame:
         """Per-clip test predictions of one system (headline layer), every fold and seed (under `normalisation`)."""
-        path = self.tables["predictions.parquet"]
-        by_protocol = self.normalisation and "normalisation" in pq.read_schema(path).names  # older files: one protocol
-        where = {**system, **({"normalisation": self.normalisation} if by_protocol else {})}
-        return headline(probes.read_predictions(path, **where))
+        file = self.tables["predictions.parquet"]
+        by_protocol = self.normalisation and "normalisation" in file.columns  # older files: one protocol
+        return headline(file.rows({**system, **({"normalisation": self.normalisation} if by_protocol else {})}))
+
+
+class PredictionsFile:
+    """predictions.parquet, read whole on first use and indexed by `features`: a report asks for one
+    system's predictions about 1500 times, and a filtered read scans the file each time (most of the
+    findings' minutes, measured). Text columns are held as categories (millions of rows); the rows
+    handed out are exactly what probes.read_predictions(path, **where) reads."""
+
+    def __init__(self, path: Path):
+        self.path, self.columns = Path(path), pq.read_schema(path).names
+        self.table, self.at, self.text = None, {}, []
+
+    def rows(self, where: dict) -> pd.DataFrame:
+        if self.table is None:
+            table = pd.read_parquet(self.path)
+            self.text = [c for c in table if table[c].dtype == object]
+            self.table = table.astype({c: "category" for c in self.text})
+            self.at = self.table.groupby("features", observed=True, sort=False).indices
+        rows = self.table.iloc[self.at.get(where.get("features"), []) if "features" in where else slice(None)]
+        mask = np.ones(len(rows), dtype=bool)
+        for column, value in where.items():
+            mask &= (rows[column] == value).to_numpy()
+        return rows[mask].astype({c: object for c in self.text}).reset_index(drop=True)
 
 
 def same_stores(table, stores, name: str):
@@ -113,8 +135,8 @@ def load(results_dir=None, data_root=None, normalisation: str | None = "global")
     clips table of data_root when one is given."""
     folder = config.results_dir(results_dir)
     tables = {name: results_schema.read(folder, name) for name in results_schema.FILES if name != results_schema.PREDICTIONS}
-    predictions = folder / results_schema.PREDICTIONS  # large: read one system at a time (Results.predictions)
-    tables[results_schema.PREDICTIONS] = predictions if predictions.exists() else None
+    predictions = folder / results_schema.PREDICTIONS  # large: read on first use (Results.predictions)
+    tables[results_schema.PREDICTIONS] = PredictionsFile(predictions) if predictions.exists() else None
     if tables["stores.csv"] is not None:
         stores = tables["stores.csv"].reindex(columns=STORE_COLUMNS)
         text = ["store", "modality", "encoder", "weights", "objective", "twin_of", "variant", "model_id"]
