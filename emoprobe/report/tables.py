@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import config, encoders, probes
@@ -101,19 +102,20 @@ class PredictionsFile:
 
     def __init__(self, path: Path):
         self.path, self.columns = Path(path), pq.read_schema(path).names
-        self.table, self.at, self.text = None, {}, []
+        self.table, self.at, self.text, self.dtypes = None, {}, [], pd.Series(dtype=object)
 
     def rows(self, where: dict) -> pd.DataFrame:
-        if self.table is None:
-            table = pd.read_parquet(self.path)
-            self.text = [c for c in table if table[c].dtype == object]
-            self.table = table.astype({c: "category" for c in self.text})
+        if self.table is None:  # text read straight into categories: never millions of Python strings at once
+            schema = pq.read_schema(self.path)
+            self.text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            self.dtypes = schema.empty_table().to_pandas().dtypes[self.text]  # what a plain read gives those columns
+            self.table = pq.read_table(self.path, read_dictionary=self.text).to_pandas()
             self.at = self.table.groupby("features", observed=True, sort=False).indices
         rows = self.table.iloc[self.at.get(where.get("features"), []) if "features" in where else slice(None)]
         mask = np.ones(len(rows), dtype=bool)
         for column, value in where.items():
             mask &= (rows[column] == value).to_numpy()
-        return rows[mask].astype({c: object for c in self.text}).reset_index(drop=True)
+        return rows[mask].astype(self.dtypes.to_dict()).reset_index(drop=True)
 
 
 def same_stores(table, stores, name: str):
