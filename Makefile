@@ -17,6 +17,8 @@ CUT_SECONDS ?= 1 1.5 2 2.5 3
 # RQ7: unlabelled clips per test speaker behind the `speaker` protocol's statistics, and random draws of them
 ENROLMENT_K ?= 1 2 4 8 16 32
 ENROLMENT_DRAWS ?= 3
+# options for the probe grid, e.g. PROBE_OPTIONS="--normalisations global" (experiments/train_probes.py --help)
+PROBE_OPTIONS ?=
 export RAVDESS_ROOT
 
 .PHONY: setup test download audio-offline audio-hub controls variants cuts openface video face probes transfer \
@@ -66,7 +68,7 @@ face:  ## MTCNN + the offline face models on the mp4s
 	$(PY) experiments/extract_face.py --contact-sheet analysis/figures/face_crops_contact_sheet.png
 
 probes:  ## the probe grid on every complete store
-	$(PY) experiments/train_probes.py
+	$(PY) experiments/train_probes.py $(PROBE_OPTIONS)
 
 transfer:  ## RQ5: probes trained on the male actors tested on the female ones, and back
 	$(PY) experiments/transfer.py --train $(RAVDESS_ROOT) --test $(RAVDESS_ROOT) --train-where sex=male --test-where sex=female

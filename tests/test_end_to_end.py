@@ -24,9 +24,10 @@ from emoprobe import encoders
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent  # the environment running the tests (make setup's .venv in CI)
 TREE = {"actors": range(1, 9), "emotions": range(1, 9), "seconds": 1.0, "videos": 2}  # 64 clips, 2 mp4s
-# the RQ3/RQ5 extras on fewer encoders and cuts than the defaults (each is a full extraction)
+# the RQ3/RQ5 extras on fewer encoders and cuts than the defaults (each is a full extraction), and fewer
+# sampled coalitions of the 12 base sets (still past shapley.MAX_EXACT_PLAYERS: sampled Shapley values)
 SMALLER = ["CONTEXT_VARIANTS=whisper-tiny.en", "CUT_ENCODERS=egemaps", "CUT_SECONDS=0.5", "ENROLMENT_K=1 4",
-           "ENROLMENT_DRAWS=1"]
+           "ENROLMENT_DRAWS=1", "PROBE_OPTIONS=--permutations 2"]
 
 
 @pytest.fixture(scope="module")
