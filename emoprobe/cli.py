@@ -43,7 +43,8 @@ def parser(doc: str, data: bool = True, embeddings: bool = True, extraction: boo
                        "NAME-randinit) or groups: offline, hub, controls, all (see --list)")
         p.add_argument("--random-init", action="store_true", help="the random-init twins of the encoders listed")
         p.add_argument("--channel", default="speech", choices=["speech", "song", "all"],
-                       help="RAVDESS vocal channel (default: %(default)s)")
+                       help="the clips' `channel` attribute to keep (RAVDESS's vocal channel; a manifest without "
+                       "one is not filtered; default: %(default)s)")
         p.add_argument("--no-sequences", dest="sequences", action="store_false",
                        help="do not keep per-window / per-frame sequences (saves disk)")
         p.add_argument("--limit", type=positive(int), metavar="N", help="only the first N clips (a quick try)")
