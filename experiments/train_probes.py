@@ -108,27 +108,17 @@ def main(argv=None):
         return
     results, predictions, feature_sets, timing, every_subset = made
     elapsed = time.perf_counter() - started
-    summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left",
-                                              on=stats.SYSTEM)
     shapley = probes.shapley_table(results, feature_sets, probes.targets(clips)[1], SHAPLEY_METHOD, clips.label.nunique(), max_exact,
                                    args.permutations)
     shapley = stats.shapley_summary(pd.concat([shapley, every_subset], ignore_index=True))  # + select, late: exact
 
-    out.mkdir(parents=True, exist_ok=True)
-    probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
-    results_schema.write(probes_table, "probes.csv", out / "probes.csv", float_format="%.5f")
-    results_schema.write(recalls, results_schema.RECALLS, out / results_schema.RECALLS)
-    results_schema.write(summary, "probes_summary.csv", out / "probes_summary.csv", float_format="%.5f")
-    results_schema.write(feature_sets, "feature_sets.csv", out / "feature_sets.csv")
-    results_schema.write(shapley, "shapley.csv", out / "shapley.csv", float_format="%.5f")
-    settings = {**probes.grid.settings(args.scheme, args.seeds, args.probes, max_exact, args.permutations,
-                                       args.normalisations),
-                "shapley_method": SHAPLEY_METHOD, "bootstrap": {"resamples": stats.N_BOOT, "level": stats.LEVEL,
-                                                                "seed": stats.SEED, "unit": "speaker"},
+    tables = {**grid_tables(results, predictions, feature_sets), "shapley.csv": shapley}
+    for name, table in tables.items():
+        write(table, name, out)
+    settings = {**grid_settings(args, args.scheme, max_exact, args.permutations),
                 # what was probed: each feature set's clip keys and values, as the grid's resumable parts key them
-                "input_digests": {fs.name: parts.digest(list(fs.keys), fs.X) for fs in [*base, *extra]}}
+                "input_digests": {fs.name: input_digest(fs) for fs in [*base, *extra]}}
     (out / results_schema.SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
-    results_schema.write(predictions, results_schema.PREDICTIONS, out / results_schema.PREDICTIONS)
     write_provenance(args, out)
     if args.timing:
         n_base = int(feature_sets[feature_sets.role == "base"].set.nunique())  # trained ones (few-clip sets skipped)
@@ -142,7 +132,7 @@ def main(argv=None):
                                                 indent=1) + "\n")
     spent = ", ".join(f"{part} {v['seconds']:.0f} s" for part, v in timing.items())
     print(f"{len(results)} results in {elapsed:.0f} s ({spent}, summed over folds) -> {config.relative(out)}")
-    print(summary.head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
+    print(tables["probes_summary.csv"].head(15)[["features", "probe", "fusion", "ua_mean", "ua_std", "ua_boot_low", "ua_boot_high"]]
           .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
@@ -158,36 +148,27 @@ def add_sets(args, out: Path, clips: pd.DataFrame, base: list, extra: list) -> N
     if not (out / "probes.csv").exists() or not made_with.exists():
         raise UserError(f"--add: no results in {config.relative(out)} to add to: run the whole grid first")
     committed = json.loads(made_with.read_text())
-    now = probes.grid.settings(committed["fold_scheme"], args.seeds, args.probes, committed["shapley"]["max_exact_players"],
-                               committed["shapley"]["permutations"], args.normalisations)
-    differ = [k for k in now if k != "probe_code_digest" and now[k] != committed.get(k)]
-    if args.scheme != committed["fold_scheme"]:
-        differ.insert(0, "fold_scheme")
+    now = grid_settings(args, args.scheme, committed["shapley"]["max_exact_players"], committed["shapley"]["permutations"])
+    differ = [k for k in {*now, *committed} - {"probe_code_digest", "input_digests", "added"} if now.get(k) != committed.get(k)]
     if differ:
         raise UserError(f"--add: the results in {config.relative(out)} were made with other settings "
-                        f"({', '.join(differ)}): use theirs, or re-run the whole grid")
+                        f"({', '.join(sorted(differ))}): use theirs, or re-run the whole grid")
     started = time.perf_counter()
     results, predictions, feature_sets, _, _ = probes.run_grid(
         clips, [], extra, args.scheme, args.seeds, args.probes, n_jobs=args.jobs,
         parts_dir=None if args.no_parts else config.grid_parts_dir(args.parts, out),
         progress=args.progress and not args.quiet, normalisations=args.normalisations,
         prune=False)  # the whole grid's parts stay for its next run
-    summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left", on=stats.SYSTEM)
-    probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
-    new = {"probes.csv": probes_table, results_schema.RECALLS: recalls, "probes_summary.csv": summary,
-           "feature_sets.csv": feature_sets, results_schema.PREDICTIONS: predictions}
-    for name, table in new.items():
+    for name, table in grid_tables(results, predictions, feature_sets).items():
         merged = results_schema.replace_rows(results_schema.read(out, name), table, "features")
         if name == "probes_summary.csv":  # best UA first, as summarise orders it (stable: old ties keep their order)
             merged = merged.sort_values("ua_mean", ascending=False, kind="stable", ignore_index=True)
-        results_schema.write(merged, name, out / name, **({} if name.endswith(".parquet") or name == "feature_sets.csv"
-                                                         else {"float_format": "%.5f"}))
+        write(merged, name, out)
     stores = [s for s in available_stores(args.embeddings_dir, log=None) if s.id in {fs.store for fs in extra}]
     for name, table in (("stores.csv", provenance(stores)), ("poolings.csv", pooling_shapes(stores))):
         merged = results_schema.replace_rows(results_schema.read(out, name), table, "store")
-        results_schema.write(merged.sort_values("store", kind="stable"), name, out / name)  # in store order, as a whole run
-    committed["input_digests"] = {**committed.get("input_digests", {}),
-                                  **{fs.name: parts.digest(list(fs.keys), fs.X) for fs in extra}}
+        write(merged.sort_values("store", kind="stable"), name, out)  # in store order, as a whole run
+    committed["input_digests"] = {**committed.get("input_digests", {}), **{fs.name: input_digest(fs) for fs in extra}}
     # which rows came from a later run, and from which probe code (the rest: committed["probe_code_digest"])
     names = [fs.name for fs in extra]
     earlier = [{**a, "sets": [n for n in a["sets"] if n not in names]} for a in committed.get("added", [])]
@@ -195,6 +176,33 @@ def add_sets(args, out: Path, clips: pd.DataFrame, base: list, extra: list) -> N
     made_with.write_text(json.dumps(committed, indent=1) + "\n")
     print(f"{len(results)} rows of {len(extra)} set(s) added in {time.perf_counter() - started:.0f} s "
           f"-> {config.relative(out)}")
+
+
+def grid_tables(results: pd.DataFrame, predictions: pd.DataFrame, feature_sets: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The grid's rows as the results files hold them (file name -> table): probes.csv and its per-class
+    recalls, the summary with its speaker-bootstrap intervals, feature_sets.csv and the predictions."""
+    summary = probes.summarise(results).merge(stats.bootstrap_intervals(predictions), how="left", on=stats.SYSTEM)
+    probes_table, recalls = results_schema.split_recalls(results, [c.name for c in results_schema.ROW_KEYS])
+    return {"probes.csv": probes_table, results_schema.RECALLS: recalls, "probes_summary.csv": summary,
+            "feature_sets.csv": feature_sets, results_schema.PREDICTIONS: predictions}
+
+
+def grid_settings(args, scheme: str, max_exact: int, permutations: int) -> dict:
+    """Every setting behind the grid's numbers, as settings.json holds them (without the data digests)."""
+    return {**probes.grid.settings(scheme, args.seeds, args.probes, max_exact, permutations, args.normalisations),
+            "shapley_method": SHAPLEY_METHOD,
+            "bootstrap": {"resamples": stats.N_BOOT, "level": stats.LEVEL, "seed": stats.SEED, "unit": "speaker"}}
+
+
+def input_digest(fs) -> str:
+    """A feature set's clip keys and values, digested as the grid's resumable parts key them."""
+    return parts.digest(list(fs.keys), fs.X)
+
+
+def write(table: pd.DataFrame, name: str, out: Path) -> None:
+    """A results file into `out`; scores in the CSV tables to 5 decimals."""
+    rounded = name in ("probes.csv", "probes_summary.csv", "shapley.csv")
+    results_schema.write(table, name, out / name, **({"float_format": "%.5f"} if rounded else {}))
 
 
 def write_provenance(args, out: Path, stores: bool = True) -> None:

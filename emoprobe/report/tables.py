@@ -46,7 +46,7 @@ class Results:
     predictions as a PredictionsFile (Results.predictions gives one system's; every view shares it)."""
 
     dir: Path
-    tables: dict[str, pd.DataFrame | Path | None] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame | PredictionsFile | None] = field(default_factory=dict)
     derived: dict = field(default_factory=dict)  # costly tables computed from the files, kept by name
     normalisation: str | None = None  # set by `under`: every NORMALISED table holds that protocol's rows only
 
@@ -101,14 +101,14 @@ class PredictionsFile:
     handed out are exactly what probes.read_predictions(path, **where) reads."""
 
     def __init__(self, path: Path):
-        self.path, self.columns = Path(path), pq.read_schema(path).names
-        self.table, self.at, self.text, self.dtypes = None, {}, [], pd.Series(dtype=object)
+        self.path, self.schema = Path(path), pq.read_schema(path)
+        self.columns = self.schema.names
+        self.text = [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        self.table, self.at = None, {}
 
     def rows(self, where: dict) -> pd.DataFrame:
         if self.table is None:  # text read straight into categories: never millions of Python strings at once
-            schema = pq.read_schema(self.path)
-            self.text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-            self.dtypes = schema.empty_table().to_pandas().dtypes[self.text]  # what a plain read gives those columns
+            self.dtypes = self.schema.empty_table().to_pandas().dtypes[self.text]  # what a plain read gives the text
             self.table = pq.read_table(self.path, read_dictionary=self.text).to_pandas()
             self.at = self.table.groupby("features", observed=True, sort=False).indices
         rows = self.table.iloc[self.at.get(where.get("features"), []) if "features" in where else slice(None)]
