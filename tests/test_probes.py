@@ -233,3 +233,25 @@ def test_real_action_units_probe_agrees_with_sklearn():
     ref = LogisticRegression(C=fit.C[0], max_iter=5000, tol=1e-8).fit(Z[train], y[train])
     assert (ref.predict(Z[test]) == fit.pred[0]).mean() >= 0.95
     assert balanced_accuracy_score(y[test], fit.pred[0]) > 0.4  # committed AU probe: ~55 % UA
+
+
+def test_an_eigendecomposition_that_fails_in_float32_is_done_in_float64(monkeypatch):
+    """LAPACK's float32 eigh can fail to converge on many repeated eigenvalues (a stacker's inputs when
+    classes are absent: constant columns); solver.eigh then decomposes in float64 instead of stopping."""
+    import torch
+
+    from emoprobe.probes import solver
+    a = torch.diag(torch.tensor([0.0, 0.0, 0.0, 2.0, 5.0]))
+    original = torch.linalg.eigh
+
+    def fails_in_float32(m):
+        if m.dtype == torch.float32:
+            raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+        return original(m)
+    monkeypatch.setattr(torch.linalg, "eigh", fails_in_float32)
+    e, vectors = solver.eigh(a)
+    assert e.dtype == vectors.dtype == torch.float32
+    assert torch.allclose(vectors @ torch.diag(e) @ vectors.T, a, atol=1e-6)
+    with pytest.raises(torch.linalg.LinAlgError):  # float64 failing too is not hidden
+        monkeypatch.setattr(torch.linalg, "eigh", lambda m: (_ for _ in ()).throw(torch.linalg.LinAlgError("no")))
+        solver.eigh(a)

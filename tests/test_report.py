@@ -178,3 +178,19 @@ def test_predictions_come_from_one_read_of_the_file_and_equal_a_filtered_read():
         pd.testing.assert_frame_equal(view.predictions(system), expected)
     assert res.under("global").predictions({"features": "no such set", "probe": "linear", "fusion": "none"}).empty
     assert view.tables["predictions.parquet"] is res.tables["predictions.parquet"]  # one read for every view
+
+
+def test_enrolment_rows_of_systems_the_grid_did_not_probe_are_left_out(tmp_path, capsys):
+    """A committed enrolment.csv beside a user's own first grid (other sets) must not stand in for theirs."""
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURE_RESULTS, results)
+    enrolment = pd.read_csv(results / "enrolment.csv")
+    assert len(enrolment)
+    assert len(tables.load(results, normalisation=None)["enrolment.csv"]) == len(enrolment)
+    stranger = enrolment.assign(features="audio/a set this grid never probed")
+    pd.concat([enrolment, stranger]).to_csv(results / "enrolment.csv", index=False)
+    kept = tables.load(results, normalisation=None)["enrolment.csv"]
+    assert len(kept) == len(enrolment) and "row(s) left out" in capsys.readouterr().out
+    probes_csv = pd.read_csv(results / "probes.csv")
+    probes_csv[~probes_csv.features.isin(set(enrolment.features))].to_csv(results / "probes.csv", index=False)
+    assert tables.load(results, normalisation=None)["enrolment.csv"] is None  # none of its systems here

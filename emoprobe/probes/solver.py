@@ -39,9 +39,17 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.linalg.eigh, counted in FLOPS."""
+    """torch.linalg.eigh, counted in FLOPS. LAPACK's float32 solver can fail to converge on a matrix with
+    many repeated eigenvalues (e.g. a stacker's inputs when classes are absent: constant columns); such
+    a matrix is decomposed in float64 instead, and only then."""
     FLOPS[0] += EIGH_FLOPS_PER_N3 * a.shape[-1] ** 3
-    return torch.linalg.eigh(a)
+    try:
+        return torch.linalg.eigh(a)
+    except torch.linalg.LinAlgError:
+        if a.dtype == torch.float64:
+            raise
+        e, vectors = torch.linalg.eigh(a.double())
+        return e.to(a.dtype), vectors.to(a.dtype)
 
 
 @dataclass

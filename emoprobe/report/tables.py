@@ -131,6 +131,19 @@ def same_stores(table, stores, name: str):
     return kept if len(kept) else None
 
 
+def same_systems(table, probes_table, name: str):
+    """The rows of a file made after the grid from its systems (enrolment.csv) whose features label the
+    grid in this folder probed: a file left from another grid (the committed one, beside a user's first
+    own run) must not stand in for one made from it."""
+    if table is None:
+        return None
+    probed = set() if probes_table is None else set(probes_table.features)
+    kept = table[table.features.isin(probed)]
+    if len(kept) < len(table):
+        print(f"[results] {name}: {len(table) - len(kept)} row(s) left out, of systems probes.csv does not hold")
+    return kept if len(kept) else None
+
+
 def load(results_dir=None, data_root=None, normalisation: str | None = "global") -> Results:
     """Read every results file present, seen under one protocol (Results.under; None: every protocol,
     for documents that set them side by side). Clip attributes come from clips.csv, else from the
@@ -145,6 +158,7 @@ def load(results_dir=None, data_root=None, normalisation: str | None = "global")
         tables["stores.csv"] = stores.astype({c: object for c in text})  # an all-empty column reads as float
     for name in ("transfer.csv", "duration.csv"):
         tables[name] = same_stores(tables[name], tables["stores.csv"], name)
+    tables["enrolment.csv"] = same_systems(tables["enrolment.csv"], tables["probes.csv"], "enrolment.csv")
     for name in NORMALISED:  # files made before the protocols existed hold the speaker-independent one
         if tables[name] is not None and "normalisation" not in tables[name]:
             tables[name] = tables[name].assign(normalisation="global")
